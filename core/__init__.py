@@ -1,0 +1,1 @@
+"""Hygie Avatar: core."""
