@@ -1,0 +1,125 @@
+"""A private PulseAudio server with a null sink `v`, for tests that need a real microphone.
+
+Import the fixture into a test module: `from audio_fixtures import pulse  # noqa: F401`.
+The server runs in its own runtime folder (so it never touches a user's or another
+test's server), the process sees it through PULSE_SERVER, and `PULSE_SOURCE=v.monitor`
+makes PortAudio's "pulse" device record what is played into `v`. It is stopped by PID.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+HELDOUT = DATA / "grid_s1" / "heldout_2min.mp4"
+
+
+def need_heldout() -> Path:
+    if not HELDOUT.exists():
+        pytest.skip(f"real data missing: {HELDOUT} (see ../shared/data/README.md)")
+    return HELDOUT
+
+
+class PulseServer:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="hygie_pa_"))
+        self.env = dict(os.environ, PULSE_RUNTIME_PATH=str(self.dir), HOME=str(self.dir))
+        self.env.pop("PULSE_SERVER", None)
+        self.pid: int | None = None
+        self.players: list[subprocess.Popen] = []
+
+    @property
+    def server(self) -> str:
+        return f"unix:{self.dir}/native"
+
+    def start(self, timeout: float = 10.0) -> None:
+        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "-n", "--disable-shm=yes",
+                        "--load=module-native-protocol-unix", "--load=module-null-sink sink_name=v"],
+                       env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        t_end = time.time() + timeout
+        while time.time() < t_end:
+            if subprocess.run(["pactl", "-s", self.server, "info"], env=self.env,
+                              capture_output=True).returncode == 0:
+                self.pid = int((self.dir / "pid").read_text().split()[0])
+                return
+            time.sleep(0.1)
+        raise RuntimeError("private PulseAudio server did not start")
+
+    def kill(self) -> None:
+        """Simulate an unplug: SIGKILL the server."""
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            for _ in range(50):
+                try:
+                    os.kill(self.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            self.pid = None
+        for f in ("pid", "native"):
+            try:
+                (self.dir / f).unlink()
+            except FileNotFoundError:
+                pass
+
+    def play(self, path: str | os.PathLike, sink: str = "v") -> subprocess.Popen:
+        """Play any media file into the sink in real time (decoded by sox/paplay via a wav pipe)."""
+        from hygie.core.media import load_audio
+        import numpy as np
+
+        audio = load_audio(path, 16000)
+        pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+        p = subprocess.Popen(["pacat", "-s", self.server, "-d", sink, "--raw", "--format=s16le",
+                              "--rate=16000", "--channels=1", "--latency-msec=20"],
+                             stdin=subprocess.PIPE, env=self.env, stderr=subprocess.DEVNULL)
+        import threading
+
+        def feed() -> None:
+            try:
+                p.stdin.write(pcm)
+                p.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+
+        threading.Thread(target=feed, daemon=True).start()
+        self.players.append(p)
+        return p
+
+    def stop(self) -> None:
+        for p in self.players:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def pulse(monkeypatch):
+    if not shutil.which("pulseaudio") or not shutil.which("pacat"):
+        pytest.skip("needs PulseAudio: `sudo apt install pulseaudio pulseaudio-utils`")
+    try:
+        import sounddevice  # noqa: F401
+    except OSError:
+        pytest.skip("needs PortAudio: `sudo apt install libportaudio2`")
+    srv = PulseServer()
+    try:
+        srv.start()
+    except RuntimeError as e:
+        srv.stop()
+        pytest.skip(f"PulseAudio cannot run here: {e}")
+    monkeypatch.setenv("PULSE_SERVER", srv.server)
+    monkeypatch.setenv("PULSE_SOURCE", "v.monitor")
+    monkeypatch.setenv("PULSE_SINK", "v")
+    yield srv
+    srv.stop()
