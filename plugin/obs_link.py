@@ -24,6 +24,8 @@ from hygie.core.errors import HygieError
 from hygie.plugin.obs_config import ObsConnection
 
 log = logging.getLogger(__name__)
+# the library warns "Connection lost!" itself; we report disconnects once, in our words
+logging.getLogger("obswebsocket").setLevel(logging.ERROR)
 
 DISCONNECTED = "_HygieDisconnected"  # sentinel event name pushed when the socket dies
 
@@ -240,7 +242,7 @@ class ObsSession:
     """Keeps one ObsLink connected in a background thread; handler methods run on it."""
 
     def __init__(self, conn: ObsConnection, handler: ObsHandler, *, backoff_min: float = 0.2,
-                 backoff_max: float = 2.0, auth_backoff: float = 10.0, name: str = "hygie-obs"):
+                 backoff_max: float = 1.0, auth_backoff: float = 10.0, name: str = "hygie-obs"):
         self.conn = conn
         self.handler = handler
         self.backoff_min = backoff_min
