@@ -44,6 +44,7 @@ class EnrollConfig:
     max_mouths: int | None = None  # keep at most this many database frames (evenly spread)
     with_features: bool = True  # audio features for training (drop to ship a slim runtime package)
     licence: str = ""
+    min_usable_s: float = MIN_USABLE_S  # lowered only for tests and demos on short clips
     mel: MelConfig = field(default_factory=MelConfig)
 
 
@@ -205,9 +206,9 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
                 log.warning("%s: several faces in %d frames; following the largest, most central one",
                             s.path.name, st["multi_face"])
         usable_s = sum(m.sum() for m in masks) / fps
-        if usable_s < MIN_USABLE_S:
+        if usable_s < cfg.min_usable_s:
             raise HygieError(
-                f"only {usable_s:.0f} s of usable face footage; at least {MIN_USABLE_S:.0f} s are needed "
+                f"only {usable_s:.0f} s of usable face footage; at least {cfg.min_usable_s:.0f} s are needed "
                 f"(3–5 minutes recommended). Record about {RECOMMENDED_S - usable_s:.0f} s more of yourself talking."
             )
         if usable_s < RECOMMENDED_S:

@@ -1,0 +1,56 @@
+"""Shared fixtures: real data from ../shared/data, enrolled once per test session."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("HYGIE_DATA", REPO.parent / "shared" / "data"))
+GRID_ENROLL = DATA / "grid_s1" / "enroll_5min.mp4"
+GRID_HELDOUT = DATA / "grid_s1" / "heldout_2min.mp4"
+OBAMA = sorted((DATA / "obama").glob("*.mp4")) if (DATA / "obama").exists() else []
+SPEECH = DATA / "speech"
+
+
+def need(path: Path) -> Path:
+    """Skip (with the reason) where the shared real data is absent, e.g. in a user's clone."""
+    if not path.exists():
+        pytest.skip(f"real test data not found: {path} (clone with ../shared/data beside the repo, or set HYGIE_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return need(DATA)
+
+
+@pytest.fixture(scope="session")
+def grid_avatar(tmp_path_factory) -> Path:
+    """The GRID s1 enrollment video enrolled once per session (no lip model).
+
+    HYGIE_TEST_AVATAR=DIR reuses (or creates) a package there to save a minute between local runs.
+    """
+    need(GRID_ENROLL)
+    from hygie.core.enroll import enroll
+    from hygie.core.package import load_package
+
+    cached = os.environ.get("HYGIE_TEST_AVATAR")
+    if cached and (Path(cached) / "avatar.json").exists():
+        load_package(cached)
+        return Path(cached)
+    out = Path(cached) if cached else tmp_path_factory.mktemp("avatars") / "grid_s1"
+    enroll([GRID_ENROLL], out, force=True)
+    return out
+
+
+@pytest.fixture()
+def grid_avatar_copy(grid_avatar, tmp_path) -> Path:
+    """A private, writable copy of the enrolled package (for tests that modify it)."""
+    dst = tmp_path / "avatar"
+    shutil.copytree(grid_avatar, dst)
+    for p in dst.iterdir():
+        p.chmod(0o644)
+    return dst
