@@ -185,13 +185,13 @@ def run_setup(link: ObsLink, *, latency_ms: int, mic_device: str = "default",
 
 def _no_camera_fix(platform: str) -> str:
     if platform.startswith("win"):
-        return ("no camera named 'Hygie Avatar' found: the input was created without a device. Install "
+        return ("no camera named 'Hygie Avatar' found: the camera input has no device yet. Install "
                 "Unity Capture with the name 'Hygie Avatar' (see `hygie doctor`), then pick it in the "
                 f"'{CAMERA_INPUT}' properties, or run setup again.")
     if platform == "darwin":
-        return ("no 'Hygie Avatar' camera found: the input was created without a device. Start OBS's "
+        return ("no 'Hygie Avatar' camera found: the camera input has no device yet. Start OBS's "
                 f"Virtual Camera once, then pick the camera in the '{CAMERA_INPUT}' properties.")
-    return ("no /dev/video* named 'Hygie Avatar' (see /sys/class/video4linux/*/name): the input was "
-            "created without a device. Load the loopback camera: sudo modprobe v4l2loopback "
+    return ("no /dev/video* named 'Hygie Avatar' (see /sys/class/video4linux/*/name): the camera "
+            "input has no device yet. Load the loopback camera: sudo modprobe v4l2loopback "
             "devices=1 card_label=\"Hygie Avatar\" exclusive_caps=1 (or run installer/install.sh), "
             "then run `hygie obs setup` again.")
