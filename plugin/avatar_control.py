@@ -13,7 +13,7 @@ API for the live agent (the whole contract)::
     control.stop()                           # on exit
 
 ``start()`` never raises and never blocks: when OBS is closed, not yet started or the
-password is wrong, it logs once, keeps retrying in the background (backoff ≤ 1 s, 10 s after a
+password is wrong, it logs once, keeps retrying in the background (backoff ≤ 0.5 s, 10 s after a
 refused password) and the state keeps its last value. ``state.version`` increases on every
 change; ``state.wait_change(version, timeout)`` and ``state.add_listener(fn)`` exist for code
 that prefers not to poll. ``control.status`` / ``state.connected`` say whether OBS is linked.

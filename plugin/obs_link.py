@@ -242,7 +242,7 @@ class ObsSession:
     """Keeps one ObsLink connected in a background thread; handler methods run on it."""
 
     def __init__(self, conn: ObsConnection, handler: ObsHandler, *, backoff_min: float = 0.2,
-                 backoff_max: float = 1.0, auth_backoff: float = 10.0, name: str = "hygie-obs"):
+                 backoff_max: float = 0.5, auth_backoff: float = 10.0, name: str = "hygie-obs"):
         self.conn = conn
         self.handler = handler
         self.backoff_min = backoff_min
