@@ -368,8 +368,7 @@ def _start_obs(state: Any) -> list[Callable[[], None]]:
         log.debug("OBS control not available")
         return []
     try:
-        cfg_cls = getattr(avatar_control, "ControlConfig", None) or getattr(avatar_control, "AvatarControlConfig", None)
-        ctl = avatar_control.AvatarControl(cfg_cls() if cfg_cls else None, state)
+        ctl = avatar_control.AvatarControl(avatar_control.ObsControlConfig(), state)
         ctl.start()
         return [ctl.stop]
     except Exception as e:

@@ -27,16 +27,17 @@ class SampleRing:
         """Copy `x` (1-D view) in. Called from the audio callback: no allocation."""
         n = x.shape[0]
         cap = self.capacity
-        if n >= cap:  # larger than the whole ring: keep the newest samples
-            self._buf[:] = x[n - cap:]
-            self.write_pos += n
-            return
-        start = self.write_pos % cap
+        pos = self.write_pos
+        if n > cap:  # larger than the whole ring: keep the newest samples, each at index % cap
+            pos += n - cap
+            x = x[n - cap:]
+            n = cap
+        start = pos % cap
         first = min(n, cap - start)
         self._buf[start:start + first] = x[:first]
         if first < n:
             self._buf[:n - first] = x[first:]
-        self.write_pos += n
+        self.write_pos = pos + n
 
     def available(self) -> int:
         return self.write_pos - self.read_pos

@@ -73,11 +73,14 @@ class PulseServer:
                 pass
 
     def play(self, path: str | os.PathLike, sink: str = "v") -> subprocess.Popen:
-        """Play any media file into the sink in real time (decoded by sox/paplay via a wav pipe)."""
+        """Play any media file into the sink in real time (decoded with PyAV, piped to pacat)."""
         from hygie.core.media import load_audio
+
+        return self.play_array(load_audio(path, 16000), sink)
+
+    def play_array(self, audio, sink: str = "v") -> subprocess.Popen:
         import numpy as np
 
-        audio = load_audio(path, 16000)
         pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
         p = subprocess.Popen(["pacat", "-s", self.server, "-d", sink, "--raw", "--format=s16le",
                               "--rate=16000", "--channels=1", "--latency-msec=20"],
@@ -108,10 +111,6 @@ class PulseServer:
 def pulse(monkeypatch):
     if not shutil.which("pulseaudio") or not shutil.which("pacat"):
         pytest.skip("needs PulseAudio: `sudo apt install pulseaudio pulseaudio-utils`")
-    try:
-        import sounddevice  # noqa: F401
-    except OSError:
-        pytest.skip("needs PortAudio: `sudo apt install libportaudio2`")
     srv = PulseServer()
     try:
         srv.start()
@@ -121,5 +120,13 @@ def pulse(monkeypatch):
     monkeypatch.setenv("PULSE_SERVER", srv.server)
     monkeypatch.setenv("PULSE_SOURCE", "v.monitor")
     monkeypatch.setenv("PULSE_SINK", "v")
+    try:
+        import sounddevice as sd
+    except OSError:
+        srv.stop()
+        pytest.skip("needs PortAudio: `sudo apt install libportaudio2`")
+    # PortAudio lists devices once, at initialisation: re-list now that the server runs.
+    sd._terminate()
+    sd._initialize()
     yield srv
     srv.stop()
