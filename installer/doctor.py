@@ -162,7 +162,8 @@ def check_camera_windows(names: list[str] | None = None) -> Check:
     if "OBS Virtual Camera" in names:
         return Check("virtual camera", "ok", "OBS Virtual Camera (Zoom/Teams will list it as 'OBS Virtual Camera')")
     return Check("virtual camera", "fail", "neither Unity Capture 'Hygie Avatar' nor OBS Virtual Camera is registered",
-                 'download Unity Capture and run in an admin prompt: Install.bat /n "Hygie Avatar" '
+                 "run installer/install.ps1 -UnityCaptureDir DIR (DIR: the unzipped Unity Capture release), or "
+                 'in an admin prompt: regsvr32 /s "/i:UnityCaptureName=Hygie Avatar" UnityCaptureFilter64bit.dll '
                  "(or install OBS Studio and click Start Virtual Camera once)")
 
 

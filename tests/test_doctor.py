@@ -71,7 +71,7 @@ def test_windows_and_macos_camera():
     assert check_camera_windows(["Integrated Camera", "Hygie Avatar"]).status == "ok"
     assert "OBS Virtual Camera" in check_camera_windows(["OBS Virtual Camera"]).detail
     bad = check_camera_windows(["Integrated Camera"])
-    assert bad.status == "fail" and 'Install.bat /n "Hygie Avatar"' in bad.fix
+    assert bad.status == "fail" and 'UnityCaptureName=Hygie Avatar' in bad.fix
     line = "*\t*\tABCDE12345\tcom.obsproject.obs-studio.mac-camera-extension (30.0/30.0)\tOBS Virtual Camera\t[%s]"
     assert check_camera_macos(line % "activated enabled").status == "ok"
     waiting = check_camera_macos(line % "activated waiting for user")
