@@ -1,0 +1,158 @@
+"""Predicted mouth shape -> output frame: retrieve a real mouth, warp it, place and blend it.
+
+Per frame (`render_lips`):
+1. retrieval: the database mouth whose shape is nearest, with a temporal cost (retrieval.py);
+2. destination: the requested canonical lips, given the template frame's own lip depth
+   (lips_z), mapped into the template frame's image by the inverse of its canonical
+   alignment (its head pose), then to output pixels; the surrounding skin points are
+   the template frame's own landmarks, so cheeks, chin and nose base stay where the
+   idle footage has them;
+3. warp: piecewise-affine over a Delaunay mesh of the 93 mouth-region points (warp.py),
+   only inside the mouth's bounding box, crop and its feathered alpha together;
+4. blend: colour-matched feathered blend into a copy of the template frame (blend.py).
+
+The live agent calls exactly `Renderer(avatar, out_size)`, `.render(coeffs|None, tick)`,
+`.idle_frame(tick)`, `.reset()` and reads `.closed_coeffs`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hygie.core import geometry as G
+from hygie.core.blend import BlendConfig, blend_into_fast, crop_alpha
+from hygie.core.report import decode_jpeg_blob
+from hygie.core.retrieval import MouthRetriever, RetrievalConfig
+from hygie.core.template import OutputTransform, TemplateLoop
+from hygie.core.warp import PiecewiseAffineWarper, delaunay
+
+log = logging.getLogger(__name__)
+
+N_LIPS = len(G.LIPS)
+
+
+@dataclass
+class RendererConfig:
+    fit: str = "letterbox"  # or "crop": how a differently shaped output is filled
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    blend: BlendConfig = field(default_factory=BlendConfig)
+    crop_cache: int = 512  # decoded database crops kept (a crop is ~20-60 kB)
+    template_memory_mb: float = 384.0
+
+
+class Renderer:
+    def __init__(self, avatar, out_size: tuple[int, int] | None = None, cfg: RendererConfig | None = None):
+        import cv2
+
+        self.avatar = avatar
+        self.cfg = cfg or RendererConfig()
+        m = avatar.mouths
+        self.jpeg, self.offsets = m["jpeg"], m["offsets"]
+        self.points = m["points"].astype(np.float32)  # (M, 93, 2) crop pixels
+        if self.points.shape[1] != len(G.MOUTH_REGION):
+            raise ValueError("mouth database points do not match geometry.MOUTH_REGION; re-run 'hygie enroll'")
+        crop = avatar.meta["crop"]
+        self.crop_size = (int(crop["size"][0]), int(crop["size"][1]))
+        self.feather_px = self.cfg.blend.feather * float(crop["px_per_iod"])
+        self.retriever = MouthRetriever(m["coeffs"], m["frame"], N_LIPS, self.cfg.retrieval)
+        self.warper = PiecewiseAffineWarper(delaunay(self.points.mean(0)))
+        self.tf = OutputTransform.fit(avatar.frame_size, out_size, self.cfg.fit)
+        self.size = self.tf.size
+        self.loop = TemplateLoop(avatar, self.tf, self.cfg.template_memory_mb)
+        t = avatar.template
+        # canonical (x, y, z, 1) -> output pixels, one 2x4 matrix per template frame
+        self._proj = np.stack([self._projection(G.Similarity.from_array(p)) for p in t["pose"]]).astype(np.float32)
+        self._lips_z = t["lips_z"].astype(np.float32)
+        self._surround = self.tf.points(t["landmarks"][:, G.MOUTH_SURROUND, :2].astype(np.float32)).astype(np.float32)
+        # idle: the person's real closed mouth, held still: the median shape of the idle footage
+        tr = avatar.track
+        tc = tr["coeffs"][t["frame"]]
+        tc = tc[np.isfinite(tc).all(1)]
+        self.closed_coeffs = (np.median(tc, axis=0) if len(tc) else np.zeros(m["coeffs"].shape[1])).astype(np.float32)
+        self._crops: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.timings: dict[str, float] = {}
+        self.last: dict = {}
+        cv2.setUseOptimized(True)
+
+    def _projection(self, sim: G.Similarity) -> np.ndarray:
+        # img = R.T @ (c - t) / s ; out = scale * img + o
+        Rt = sim.R.T[:2] / sim.s  # (2, 3)
+        P = np.zeros((2, 4))
+        P[:, :3] = self.tf.scale * Rt
+        P[:, 3] = -self.tf.scale * Rt @ sim.t + np.array([self.tf.ox, self.tf.oy])
+        return P
+
+    # -- public API -------------------------------------------------------------------------
+    @property
+    def n_template(self) -> int:
+        return self.loop.n
+
+    def reset(self) -> None:
+        """Forget the temporal state (a new utterance or stream)."""
+        self.retriever.reset()
+
+    def idle_frame(self, tick: int) -> np.ndarray:
+        """The raw template frame (no mouth work): a cheap fallback."""
+        return self.loop.frame(tick).copy()
+
+    def render(self, coeffs: np.ndarray | None, tick: int) -> np.ndarray:
+        """PCA coefficients (K,) -> BGR frame; None = idle (real closed mouth, still)."""
+        c = self.closed_coeffs if coeffs is None else np.asarray(coeffs, np.float32).ravel()
+        if not np.isfinite(c).all():
+            c = self.closed_coeffs
+        return self._render(self.avatar.coeffs_to_lips(c), c, tick)
+
+    def render_lips(self, lips: np.ndarray, tick: int) -> np.ndarray:
+        """Canonical lips (40, 2) -> BGR frame: the warp lands the mouth on exactly these points."""
+        lips = np.asarray(lips, np.float32).reshape(N_LIPS, 2)
+        if not np.isfinite(lips).all():  # a lost track upstream: show the still closed mouth
+            return self.render(None, tick)
+        return self._render(lips, self.avatar.lips_to_coeffs(lips), tick)
+
+    def destination(self, lips: np.ndarray, tick: int) -> np.ndarray:
+        """(93, 2) output-pixel destination: requested lips in the template pose + its own skin points."""
+        i = self.loop.index(tick)
+        c4 = np.concatenate([lips, self._lips_z[i][:, None], np.ones((N_LIPS, 1), np.float32)], axis=1)
+        return np.concatenate([c4 @ self._proj[i].T, self._surround[i]]).astype(np.float32)
+
+    def close(self) -> None:
+        self.loop.close()
+
+    # -- internals --------------------------------------------------------------------------
+    def crop(self, j: int) -> np.ndarray:
+        """Database crop j as BGRA (alpha = its feathered mask), decoded once and cached."""
+        import cv2
+
+        c = self._crops.get(j)
+        if c is not None:
+            self._crops.move_to_end(j)
+            return c
+        bgr = decode_jpeg_blob(self.jpeg, self.offsets, j)
+        a = crop_alpha(self.points[j], (bgr.shape[1], bgr.shape[0]), self.feather_px)
+        c = cv2.merge([bgr, a])
+        self._crops[j] = c
+        if len(self._crops) > self.cfg.crop_cache:
+            self._crops.popitem(last=False)
+        return c
+
+    def _render(self, lips: np.ndarray, coeffs: np.ndarray, tick: int) -> np.ndarray:
+        t0 = time.perf_counter()
+        j = self.retriever.choose(coeffs)
+        t1 = time.perf_counter()
+        dst = self.destination(lips, tick)
+        src = self.crop(j)
+        res = self.warper.warp(src, self.points[j], dst, (self.size[1], self.size[0]))
+        t2 = time.perf_counter()
+        out = self.loop.frame(tick).copy()
+        alpha = None
+        if res is not None:
+            alpha, _ = blend_into_fast(out, res.patch, res.x0, res.y0, self.cfg.blend)
+        t3 = time.perf_counter()
+        self.timings = {"retrieval": t1 - t0, "warp": t2 - t1, "blend": t3 - t2, "total": t3 - t0}
+        self.last = {"mouth": j, "template": self.loop.index(tick), "dst": dst, "lips": lips,
+                     "alpha": alpha, "x0": res.x0 if res else 0, "y0": res.y0 if res else 0}
+        return out

@@ -1,0 +1,90 @@
+"""Choose a real mouth from the avatar's database for each requested shape.
+
+A FAISS flat L2 index over the database's PCA coefficients gives the k nearest
+shapes. PCA rows are orthonormal, so the L2 distance between coefficient vectors is
+the distance between the (PCA-reconstructed) 40-point lip shapes; dividing by
+sqrt(40) turns it into an RMS per-point distance in IOD units.
+
+Temporal cost of candidate j, given the previous choice p (all terms in IOD units):
+
+    cost(j) = shape(j) + jump * [j not in {p, succ(p)}] - stay * [j == succ(p) or j == p]
+
+- shape(j): RMS lip-point distance between the request and database mouth j.
+- succ(p): the database entry holding the source-video frame right after p's frame.
+  Following the source video shows real motion between consecutive real frames
+  (teeth, tongue and skin move together), so it gets the same treatment as staying.
+- jump: a switch to an unrelated frame costs this much (penalise jumps): a new
+  mouth texture appears only when it fits the request clearly better.
+- stay (hysteresis): the current run keeps a margin, so two near-equal candidates
+  never alternate frame to frame. With a constant request, once chosen the same
+  entry (or a still better successor) wins every frame: no flicker.
+p and succ(p) are always scored even when not among the k nearest.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RetrievalConfig:
+    k: int = 16  # nearest candidates from FAISS
+    jump: float = 0.004  # IOD; about 2x MediaPipe's own jitter
+    stay: float = 0.001  # IOD; hysteresis in favour of the current run
+
+
+class MouthRetriever:
+    """k-NN over database coefficients + temporal cost. One instance per stream (it keeps state)."""
+
+    def __init__(self, coeffs: np.ndarray, frames: np.ndarray, n_points: int = 40,
+                 cfg: RetrievalConfig | None = None):
+        import faiss
+
+        self.cfg = cfg or RetrievalConfig()
+        self.db = np.ascontiguousarray(coeffs, np.float32)
+        if len(self.db) == 0:
+            raise ValueError("the mouth database is empty")
+        self.norm = float(np.sqrt(n_points))
+        self.index = faiss.IndexFlatL2(self.db.shape[1])
+        self.index.add(self.db)
+        # successor in the source video: the entry whose frame is frame+1, else -1
+        frames = np.asarray(frames, np.int64)
+        pos = {int(f): i for i, f in enumerate(frames)}
+        self.succ = np.array([pos.get(int(f) + 1, -1) for f in frames], np.int64)
+        self.k = min(self.cfg.k, len(self.db))
+        self.prev = -1
+
+    def reset(self) -> None:
+        self.prev = -1
+
+    def nearest(self, coeffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, RMS per-point distances) of the k nearest database shapes."""
+        q = np.ascontiguousarray(np.asarray(coeffs, np.float32).reshape(1, -1))
+        d2, ids = self.index.search(q, self.k)
+        keep = ids[0] >= 0
+        return ids[0][keep], np.sqrt(np.maximum(d2[0][keep], 0)) / self.norm
+
+    def choose(self, coeffs: np.ndarray) -> int:
+        """Database index for this frame's requested shape (updates the temporal state)."""
+        ids, dist = self.nearest(coeffs)
+        q = np.asarray(coeffs, np.float32).ravel()
+        p = self.prev
+        if p >= 0:
+            extra = [p] + ([int(self.succ[p])] if self.succ[p] >= 0 else [])
+            extra = [e for e in extra if e not in set(ids.tolist())]
+            if extra:
+                e = np.array(extra, np.int64)
+                ids = np.concatenate([ids, e])
+                dist = np.concatenate([dist, np.linalg.norm(self.db[e] - q, axis=1) / self.norm])
+            cont = (ids == p) | (ids == self.succ[p])
+            cost = dist + np.where(cont, -self.cfg.stay, self.cfg.jump)
+        else:
+            cost = dist
+        # ties resolve to the lowest cost then lowest id: deterministic, so a constant input is stable
+        j = int(ids[np.lexsort((ids, cost))[0]])
+        self.prev = j
+        return j

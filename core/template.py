@@ -1,0 +1,147 @@
+"""The idle loop: the person's own footage played forward then backward (ping-pong).
+
+Ping-pong never jumps: the frame after the last is the one before it, so the turn is
+as smooth as the footage (enrollment ends the loop on still, eyes-open frames).
+Decoding a 720p JPEG costs 2-4 ms, so frames never decode on the render path when
+avoidable: a small loop is decoded (and scaled to the output size) once into memory;
+a large one is decoded ahead on a background thread in play order.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from hygie.core.report import decode_jpeg_blob
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OutputTransform:
+    """Template image pixels -> output pixels: out = scale * img + (ox, oy)."""
+
+    size: tuple[int, int]  # output (w, h)
+    scale: float
+    ox: float
+    oy: float
+
+    @classmethod
+    def fit(cls, src_size: tuple[int, int], out_size: tuple[int, int] | None, mode: str = "letterbox") -> "OutputTransform":
+        """`letterbox` shows the whole frame with bars; `crop` fills the output and cuts the overflow."""
+        sw, sh = src_size
+        if out_size is None or tuple(out_size) == (sw, sh):
+            return cls((sw, sh), 1.0, 0.0, 0.0)
+        ow, oh = int(out_size[0]), int(out_size[1])
+        if mode not in ("letterbox", "crop"):
+            raise ValueError(f"fit mode must be 'letterbox' or 'crop', not {mode!r}")
+        s = min(ow / sw, oh / sh) if mode == "letterbox" else max(ow / sw, oh / sh)
+        return cls((ow, oh), s, round((ow - s * sw) / 2), round((oh - s * sh) / 2))
+
+    @property
+    def identity(self) -> bool:
+        return self.scale == 1.0 and self.ox == 0 and self.oy == 0
+
+    def points(self, p: np.ndarray) -> np.ndarray:
+        return p * self.scale + np.array([self.ox, self.oy], np.float32)
+
+    def matrix(self) -> np.ndarray:
+        return np.array([[self.scale, 0, self.ox], [0, self.scale, self.oy]], np.float64)
+
+    def image(self, img: np.ndarray) -> np.ndarray:
+        import cv2
+
+        if self.identity:
+            return img
+        interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
+        return cv2.warpAffine(img, self.matrix(), self.size, flags=interp, borderMode=cv2.BORDER_CONSTANT)
+
+
+def pingpong_index(tick: int, n: int) -> int:
+    """0, 1, ..., n-1, n-2, ..., 1, 0, 1, ...: each turn repeats no frame and skips none."""
+    if n <= 1:
+        return 0
+    period = 2 * n - 2
+    k = int(tick) % period
+    return k if k < n else period - k
+
+
+class TemplateLoop:
+    """Output-size template frames by tick. `frame(tick)` is read-only: copy before drawing."""
+
+    def __init__(self, avatar, tf: OutputTransform, memory_budget_mb: float = 384.0, ahead: int = 8):
+        t = avatar.template
+        self.jpeg, self.offsets = t["jpeg"], t["offsets"]
+        self.n = len(self.offsets) - 1
+        if self.n < 1:
+            raise ValueError("the avatar's idle loop has no frames")
+        self.tf = tf
+        w, h = tf.size
+        self.in_memory = self.n * w * h * 3 <= memory_budget_mb * 2 ** 20
+        self._frames: list[np.ndarray | None] = [None] * self.n
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._ahead = ahead
+        self._lock = threading.Lock()
+        self._want = threading.Condition(self._lock)
+        self._next_tick = 0
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        if self.in_memory:
+            for i in range(self.n):
+                self._frames[i] = self._decode(i)
+        else:
+            log.info("idle loop of %d frames at %dx%d exceeds %.0f MB: decoding ahead on a thread",
+                     self.n, w, h, memory_budget_mb)
+            self._thread = threading.Thread(target=self._prefetch, name="hygie-template", daemon=True)
+            self._thread.start()
+
+    def _decode(self, i: int) -> np.ndarray:
+        img = decode_jpeg_blob(self.jpeg, self.offsets, i)
+        return np.ascontiguousarray(self.tf.image(img))
+
+    def index(self, tick: int) -> int:
+        return pingpong_index(tick, self.n)
+
+    def frame(self, tick: int) -> np.ndarray:
+        i = self.index(tick)
+        if self.in_memory:
+            return self._frames[i]  # type: ignore[return-value]
+        with self._lock:
+            self._next_tick = tick + 1
+            self._want.notify()
+            img = self._cache.get(i)
+        if img is None:  # prefetch fell behind (first frame, or a jump in ticks)
+            img = self._decode(i)
+            with self._lock:
+                self._put(i, img)
+        return img
+
+    def _put(self, i: int, img: np.ndarray) -> None:
+        self._cache[i] = img
+        self._cache.move_to_end(i)
+        while len(self._cache) > 2 * self._ahead + 2:
+            self._cache.popitem(last=False)
+
+    def _prefetch(self) -> None:
+        while True:
+            with self._lock:
+                while not self._stop and all(self.index(self._next_tick + k) in self._cache for k in range(self._ahead)):
+                    self._want.wait(0.5)
+                if self._stop:
+                    return
+                todo = [self.index(self._next_tick + k) for k in range(self._ahead)]
+                todo = [i for i in todo if i not in self._cache]
+            for i in todo[:1]:
+                img = self._decode(i)
+                with self._lock:
+                    self._put(i, img)
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop = True
+            self._want.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=2)

@@ -1,0 +1,114 @@
+"""Piecewise-affine (Delaunay) warp of a small source image onto destination points.
+
+The triangulation is computed once (on the mean mouth-region shape); each frame only
+solves one 3x3 system per triangle, rasterises the triangle ids inside the
+destination's bounding box and does a single `cv2.remap`. Only the mouth region's
+bounding box is touched, so the cost does not grow with the output frame size.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_SHIFT = 4  # sub-pixel bits for the triangle rasteriser (cv2 drawing functions)
+
+
+def delaunay(points: np.ndarray) -> np.ndarray:
+    """Delaunay triangles (T, 3) of point indices over 2-D points (n, 2)."""
+    import cv2
+
+    pts = np.asarray(points, np.float64)
+    lo, hi = pts.min(0) - 10, pts.max(0) + 10
+    sub = cv2.Subdiv2D((int(np.floor(lo[0])), int(np.floor(lo[1])),
+                        int(np.ceil(hi[0] - lo[0])) + 1, int(np.ceil(hi[1] - lo[1])) + 1))
+    for p in pts:
+        sub.insert((float(p[0]), float(p[1])))
+    tris = []
+    for t in sub.getTriangleList().reshape(-1, 3, 2):
+        # map the vertices back to point indices (Subdiv2D returns coordinates)
+        idx = [int(np.argmin(((pts - v) ** 2).sum(1))) for v in t]
+        if ((pts[idx] - t) ** 2).sum(1).max() > 1e-3 or len(set(idx)) < 3:
+            continue  # a triangle touching Subdiv2D's virtual outer vertices
+        tris.append(idx)
+    if not tris:
+        raise ValueError("points are degenerate: no triangle")
+    return np.array(tris, np.int32)
+
+
+def triangle_affines(src: np.ndarray, dst: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Per triangle, the 2x3 affine mapping destination -> source (what remap needs). (T, 2, 3)."""
+    d = dst[tris].astype(np.float64)  # (T, 3, 2)
+    s = src[tris].astype(np.float64)
+    D = np.concatenate([d, np.ones((len(tris), 3, 1))], axis=2)  # rows [x y 1]
+    det = np.linalg.det(D)
+    bad = np.abs(det) < 1e-6
+    if bad.any():  # a collapsed destination triangle covers no pixel; keep the solve well posed
+        D[bad] = np.eye(3)
+        s = s.copy()
+        s[bad] = 0.0
+    A = np.linalg.solve(D, s)  # (T, 3, 2): [x y 1] @ A = src
+    return np.transpose(A, (0, 2, 1)).astype(np.float32)
+
+
+@dataclass
+class WarpResult:
+    patch: np.ndarray  # (h, w, C) warped source inside the ROI (zeros outside the mesh)
+    x0: int  # ROI top-left in the destination image
+    y0: int
+
+
+class PiecewiseAffineWarper:
+    """Warp `src_img` so that `src_pts` land on `dst_pts`, restricted to the triangulated mesh."""
+
+    def __init__(self, triangles: np.ndarray, interpolation: int | None = None):
+        import cv2
+
+        self.tris = np.asarray(triangles, np.int32)
+        if len(self.tris) > 254:
+            raise ValueError("too many triangles for the uint8 id map")
+        self.interp = cv2.INTER_LINEAR if interpolation is None else interpolation
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _xy(self, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+        g = self._grid
+        if g is None or g[0].shape[1] < w or g[0].shape[0] < h:
+            W, H = max(w, 64) * 2, max(h, 64) * 2  # grow geometrically, reuse across frames
+            xs, ys = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
+            self._grid = g = (xs, ys)
+        return g[0][:h, :w], g[1][:h, :w]
+
+    def warp(self, src_img: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray,
+             dst_shape: tuple[int, int]) -> WarpResult | None:
+        """dst_shape = (H, W) of the destination image; returns None when the mesh is off-image."""
+        import cv2
+
+        H, W = dst_shape
+        dst = np.asarray(dst_pts, np.float32)
+        x0 = max(int(np.floor(dst[:, 0].min())), 0)
+        y0 = max(int(np.floor(dst[:, 1].min())), 0)
+        x1 = min(int(np.ceil(dst[:, 0].max())) + 1, W)
+        y1 = min(int(np.ceil(dst[:, 1].max())) + 1, H)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        w, h = x1 - x0, y1 - y0
+        local = dst - np.array([x0, y0], np.float32)
+        A = triangle_affines(np.asarray(src_pts, np.float32), local, self.tris)
+        # id map: 0 = outside the mesh, k+1 = triangle k
+        ids = np.zeros((h, w), np.uint8)
+        fix = np.rint(local[self.tris] * (1 << _SHIFT)).astype(np.int32)
+        for k in range(len(self.tris)):
+            cv2.fillConvexPoly(ids, fix[k], k + 1, lineType=cv2.LINE_8, shift=_SHIFT)
+        # per-pixel affine through 8-bit lookup tables (far cheaper than fancy indexing)
+        lut = np.zeros((6, 256), np.float32)
+        lut[2, 0] = lut[5, 0] = -1e4  # outside the mesh -> off the source image -> transparent
+        lut[:, 1:len(A) + 1] = A.reshape(len(A), 6).T
+        xs, ys = self._xy(w, h)
+        c = [cv2.LUT(ids, lut[i]) for i in range(6)]
+        mx = c[0] * xs + c[1] * ys + c[2]
+        my = c[3] * xs + c[4] * ys + c[5]
+        patch = cv2.remap(src_img, mx, my, self.interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return WarpResult(patch, x0, y0)
