@@ -1,0 +1,82 @@
+"""The lip network: causal Conv1D over normalised log-mel + GRU + linear head -> PCA coefficients.
+
+Streaming by construction: `forward(mel (B, n, M), *state) -> (coeffs (B, n, K), *new_state)`.
+The convolutions are causal (their left context is carried in the state), the GRU carries its
+hidden state, so feeding a file in one call or frame by frame gives the same numbers.
+Output row j stands for the mel frame `lookahead` behind input frame j: the look-ahead is
+only a shift of the training targets, never a peek into the future.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LipNetConfig:
+    n_mels: int = 80
+    n_out: int = 5
+    conv_channels: int = 96
+    conv_kernels: tuple[int, ...] = (3, 3)
+    hidden: int = 128
+    gru_layers: int = 1
+    lookahead: int = 8  # mel frames (10 ms each)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["conv_kernels"] = list(self.conv_kernels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LipNetConfig":
+        kw = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        if "conv_kernels" in kw:
+            kw["conv_kernels"] = tuple(kw["conv_kernels"])
+        return cls(**kw)
+
+
+class LipNet(nn.Module):
+    def __init__(self, cfg: LipNetConfig, out_scale: torch.Tensor | None = None, out_bias: torch.Tensor | None = None):
+        super().__init__()
+        if any(k < 2 for k in cfg.conv_kernels):
+            raise ValueError("conv kernels must be >= 2 (their left context is the streaming state)")
+        self.cfg = cfg
+        chans = [cfg.n_mels] + [cfg.conv_channels] * len(cfg.conv_kernels)
+        self.convs = nn.ModuleList(nn.Conv1d(chans[i], chans[i + 1], k) for i, k in enumerate(cfg.conv_kernels))
+        self.gru = nn.GRU(chans[-1], cfg.hidden, num_layers=cfg.gru_layers, batch_first=True)
+        self.head = nn.Linear(cfg.hidden, cfg.n_out)
+        # the head predicts standardised coefficients; these buffers map back to PCA units
+        self.register_buffer("out_scale", torch.ones(cfg.n_out) if out_scale is None else out_scale.float().clone())
+        self.register_buffer("out_bias", torch.zeros(cfg.n_out) if out_bias is None else out_bias.float().clone())
+
+    def state_shapes(self, batch: int = 1) -> list[tuple[int, ...]]:
+        chans = [self.cfg.n_mels] + [self.cfg.conv_channels] * len(self.cfg.conv_kernels)
+        shapes = [(batch, chans[i], k - 1) for i, k in enumerate(self.cfg.conv_kernels)]
+        shapes.append((self.cfg.gru_layers, batch, self.cfg.hidden))
+        return shapes
+
+    def initial_state(self, batch: int = 1) -> list[torch.Tensor]:
+        return [torch.zeros(s) for s in self.state_shapes(batch)]
+
+    def forward(self, mel: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """mel (B, n, n_mels) normalised; state as from `initial_state` -> (coeffs (B, n, K), *new_state)."""
+        x = mel.transpose(1, 2)  # (B, C, n)
+        new_state = []
+        for conv, st in zip(self.convs, state[:-1]):
+            k = conv.kernel_size[0]
+            x = torch.cat([st, x], dim=2)
+            new_state.append(x[:, :, -(k - 1):])
+            x = torch.relu(conv(x))
+        y, h = self.gru(x.transpose(1, 2), state[-1])
+        new_state.append(h)
+        out = self.head(y) * self.out_scale + self.out_bias
+        return (out, *new_state)
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())

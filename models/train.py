@@ -1,0 +1,284 @@
+"""Train the lip model of an avatar package and write lips.onnx (+ .json, training.json) into it.
+
+Loss: MSE of the reconstructed lip landmarks (= MSE of the orthonormal PCA coefficients, i.e.
+components weighted by their variance), plus the inner-lip opening vector, plus a temporal-difference
+term (40 ms differences) so motion is neither sluggish nor jittery. Early stopping on the validation
+part (last 10 % of each video by time). Deterministic for a given seed and step count.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hygie.core.errors import HygieError
+from hygie.core.package import load_package, update_package
+from hygie.models.dataset import AugmentConfig, ChunkSampler, LipData, build_dataset, validation_sequences
+from hygie.models.lipnet import LipNet, LipNetConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOOKAHEAD_MS = 80.0
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    lookahead_ms: float = DEFAULT_LOOKAHEAD_MS
+    steps: int = 900
+    batch: int = 24
+    chunk: int = 200  # mel frames (2 s)
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    w_open: float = 1.0
+    w_diff: float = 0.5
+    eval_every: int = 50
+    patience: int = 6  # evaluations without improvement before stopping
+    max_minutes: float = 4.0  # safety cap (breaks step-count determinism only if hit)
+    threads: int = 0  # 0 = all cores
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    net: LipNetConfig = field(default_factory=LipNetConfig)
+    max_seconds: float | None = None  # use only the first N s of each video (tests)
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["net"] = self.net.to_dict()
+        return d
+
+
+class LipLoss:
+    """Weighted MSE terms, each normalised by the variance of its target so they are comparable."""
+
+    def __init__(self, data: LipData, w_open: float, w_diff: float, diff_lag: int = 4):
+        self.basis = torch.from_numpy(data.opening_basis)
+        self.var_c = float((data.coeff_std ** 2).sum())
+        allc = np.concatenate([v.target[v.valid] for v in data.videos])
+        op = np.concatenate([np.ones((len(allc), 1), np.float32), allc], 1) @ data.opening_basis
+        self.var_o = float(op.var(0).sum()) + 1e-8
+        self.var_d = 0.0
+        for v in data.videos:
+            d = v.target[diff_lag:] - v.target[:-diff_lag]
+            ok = v.valid[diff_lag:] & v.valid[:-diff_lag]
+            self.var_d += float((d[ok] ** 2).mean(0).sum()) / len(data.videos)
+        self.var_d += 1e-8
+        self.w_open, self.w_diff, self.lag = w_open, w_diff, diff_lag
+
+    def opening(self, c: torch.Tensor) -> torch.Tensor:
+        return self.basis[0] + c @ self.basis[1:]
+
+    def __call__(self, pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        m = mask.float()
+        n = m.sum().clamp(min=1.0)
+        lc = (((pred - y) ** 2).sum(-1) * m).sum() / n / self.var_c
+        lo = (((self.opening(pred) - self.opening(y)) ** 2).sum(-1) * m).sum() / n / self.var_o
+        k = self.lag
+        md = m[:, k:] * m[:, :-k]
+        dd = (pred[:, k:] - pred[:, :-k]) - (y[:, k:] - y[:, :-k])
+        ld = ((dd ** 2).sum(-1) * md).sum() / md.sum().clamp(min=1.0) / self.var_d
+        total = lc + self.w_open * lo + self.w_diff * ld
+        return total, {"coef": float(lc), "open": float(lo), "diff": float(ld)}
+
+
+def _opening_r(loss: LipLoss, pred: np.ndarray, y: np.ndarray, m: np.ndarray) -> float:
+    with torch.no_grad():
+        po = torch.linalg.vector_norm(loss.opening(torch.from_numpy(pred[m])), dim=-1).numpy()
+        yo = torch.linalg.vector_norm(loss.opening(torch.from_numpy(y[m])), dim=-1).numpy()
+    if po.std() < 1e-9 or yo.std() < 1e-9:
+        return 0.0
+    return float(np.corrcoef(po, yo)[0, 1])
+
+
+def evaluate_validation(model: LipNet, loss: LipLoss, val: list) -> dict[str, float]:
+    model.eval()
+    tot, n, rs = 0.0, 0, []
+    with torch.no_grad():
+        for x, y, m in val:
+            pred = model(torch.from_numpy(x)[None], *model.initial_state())[0]
+            l, _ = loss(pred, torch.from_numpy(y)[None], torch.from_numpy(m)[None])
+            k = int(m.sum())
+            tot += float(l) * k
+            n += k
+            rs.append(_opening_r(loss, pred[0].numpy(), y, m))
+    model.train()
+    return {"loss": tot / max(n, 1), "opening_r": float(np.mean(rs)) if rs else float("nan")}
+
+
+def set_determinism(seed: int, threads: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
+
+
+def train_model(data: LipData, cfg: TrainConfig) -> tuple[LipNet, dict[str, Any]]:
+    """Train in memory; returns the best model (by validation loss) and a history dict."""
+    from tqdm import tqdm
+
+    set_determinism(cfg.seed, cfg.threads)
+    fr = data.mel_config.frame_rate
+    net_cfg = LipNetConfig(**{**cfg.net.to_dict(), "conv_kernels": tuple(cfg.net.conv_kernels),
+                              "n_mels": data.mel_config.n_mels, "n_out": data.n_components,
+                              "lookahead": int(round(cfg.lookahead_ms / 1000 * fr))})
+    model = LipNet(net_cfg, torch.from_numpy(data.coeff_std), torch.from_numpy(data.coeff_mean))
+    loss_fn = LipLoss(data, cfg.w_open, cfg.w_diff)
+    sampler = ChunkSampler(data, cfg.chunk, net_cfg.lookahead, augment=cfg.augment, seed=cfg.seed)
+    val = validation_sequences(data, net_cfg.lookahead)
+    if not val:
+        raise HygieError("no validation audio: the enrollment is too short to hold out its last 10 %.")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
+    log.info("lip model: %d parameters, look-ahead %d ms, %d steps of %d x %.1f s", model.n_params(),
+             round(net_cfg.lookahead * 1000 / fr), cfg.steps, cfg.batch, cfg.chunk / fr)
+    best = {"loss": math.inf, "step": 0, "opening_r": float("nan")}
+    best_state = copy.deepcopy(model.state_dict())
+    hist: list[dict[str, float]] = []
+    t0 = time.time()
+    bad = 0
+    run_loss = None
+    stopped = "steps"
+    bar = tqdm(total=cfg.steps, desc="training lip model", unit="step", disable=not cfg.progress)
+    for step in range(1, cfg.steps + 1):
+        x, y, m = sampler.batch(cfg.batch)
+        pred = model(torch.from_numpy(x), *model.initial_state(cfg.batch))[0]
+        loss, parts = loss_fn(pred, torch.from_numpy(y), torch.from_numpy(m))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        run_loss = float(loss) if run_loss is None else 0.9 * run_loss + 0.1 * float(loss)
+        bar.update(1)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            v = evaluate_validation(model, loss_fn, val)
+            hist.append({"step": step, "train": run_loss, "val": v["loss"], "val_opening_r": v["opening_r"]})
+            if v["loss"] < best["loss"]:
+                best = {"loss": v["loss"], "step": step, "opening_r": v["opening_r"]}
+                best_state = copy.deepcopy(model.state_dict())
+                bad = 0
+            else:
+                bad += 1
+            bar.set_postfix(train=f"{run_loss:.3f}", val=f"{v['loss']:.3f}", r=f"{v['opening_r']:.3f}")
+            if bad >= cfg.patience:
+                stopped = "early"
+                break
+        if (time.time() - t0) / 60 > cfg.max_minutes:
+            log.warning("training stopped at the %.1f-minute cap after %d steps", cfg.max_minutes, step)
+            v = evaluate_validation(model, loss_fn, val)
+            if v["loss"] < best["loss"]:
+                best = {"loss": v["loss"], "step": step, "opening_r": v["opening_r"]}
+                best_state = copy.deepcopy(model.state_dict())
+            stopped = "time"
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    info = {"best_step": best["step"], "val_loss": best["loss"], "val_opening_r": best["opening_r"],
+            "steps_run": step, "stopped": stopped, "train_seconds": round(time.time() - t0, 1),
+            "n_params": model.n_params(), "history": hist}
+    log.info("best validation loss %.4f (opening r %.3f) at step %d, %.0f s", best["loss"], best["opening_r"],
+             best["step"], info["train_seconds"])
+    return model, info
+
+
+def _mean_mouth_val_loss(data: LipData, cfg: TrainConfig) -> float:
+    """Validation loss of always predicting the training mean (the mean-mouth baseline)."""
+    loss_fn = LipLoss(data, cfg.w_open, cfg.w_diff)
+    L = int(round(cfg.lookahead_ms / 1000 * data.mel_config.frame_rate))
+    tot, n = 0.0, 0
+    for x, y, m in validation_sequences(data, L):
+        pred = torch.from_numpy(np.broadcast_to(data.coeff_mean, y.shape).copy())[None]
+        l, _ = loss_fn(pred, torch.from_numpy(y)[None], torch.from_numpy(m)[None])
+        tot += float(l) * int(m.sum())
+        n += int(m.sum())
+    return tot / max(n, 1)
+
+
+def train_package(path: str | os.PathLike, seed: int = 0, lookahead_ms: float | None = None,
+                  steps: int | None = None, minutes: float | None = None,
+                  config: TrainConfig | None = None) -> dict[str, Any]:
+    """Train the lip model of the package at `path` (folder or .hygie), export lips.onnx, refresh hashes."""
+    from hygie.models.export import export_onnx
+
+    t_start = time.time()
+    cfg = copy.deepcopy(config) if config is not None else TrainConfig()
+    cfg.seed = seed
+    if lookahead_ms is not None:
+        cfg.lookahead_ms = float(lookahead_ms)
+    if steps is not None:
+        cfg.steps = int(steps)
+    if minutes is not None:
+        cfg.max_minutes = float(minutes)
+    if not 0 <= cfg.lookahead_ms <= 500:
+        raise HygieError(f"look-ahead {cfg.lookahead_ms} ms is out of range; use 0–200 ms (default {DEFAULT_LOOKAHEAD_MS:.0f}).")
+    path = Path(path)
+    with _writable_package(path) as pkg_dir:
+        avatar = load_package(pkg_dir)
+        data = build_dataset(avatar, max_seconds=cfg.max_seconds)
+        model, info = train_model(data, cfg)
+        info["mean_mouth_val_loss"] = _mean_mouth_val_loss(data, cfg)
+        exp = export_onnx(model, data, pkg_dir)
+        total = round(time.time() - t_start, 1)
+        summary = {
+            "seed": seed, "lookahead_ms": cfg.lookahead_ms, "n_params": info["n_params"],
+            "val_loss": round(info["val_loss"], 5), "mean_mouth_val_loss": round(info["mean_mouth_val_loss"], 5),
+            "val_opening_r": round(info["val_opening_r"], 4), "best_step": info["best_step"],
+            "steps_run": info["steps_run"], "stopped": info["stopped"], "train_seconds": info["train_seconds"],
+            "total_seconds": total, "onnx_bytes": exp["onnx_bytes"], "onnx_parity": exp["parity"],
+        }
+        (pkg_dir / "training.json").write_text(json.dumps({**summary, "config": cfg.to_dict(),
+                                                            "history": info["history"]}, indent=1))
+        update_package(pkg_dir, {"lip_model": {k: summary[k] for k in (
+            "lookahead_ms", "n_params", "val_loss", "val_opening_r", "onnx_bytes")} | {"file": "lips.onnx"}})
+    log.info("lip model written to %s in %.0f s (validation opening r %.3f, loss %.4f vs mean mouth %.4f)",
+             path, total, info["val_opening_r"], info["val_loss"], info["mean_mouth_val_loss"])
+    return summary
+
+
+class _writable_package:
+    """A package folder to write into; a .hygie zip is unpacked to a temp folder and re-zipped atomically."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> Path:
+        if not self.path.exists():
+            raise HygieError(f"{self.path}: no such avatar. Make one with 'hygie enroll VIDEO -o {self.path}'.")
+        if self.path.is_dir():
+            if not os.access(self.path, os.W_OK):
+                raise HygieError(f"{self.path}: the package folder is not writable. Copy it somewhere writable "
+                                 "(cp -r) and train the copy.")
+            return self.path
+        load_package(self.path)  # verifies, and refuses foreign members
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        with zipfile.ZipFile(self.path) as z:
+            for info in z.infolist():
+                with z.open(info) as src, open(self.tmp / info.filename, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.tmp is None:
+            return
+        try:
+            if exc_type is None:
+                out = self.tmp.with_suffix(".zip.tmp")
+                with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+                    for p in sorted(self.tmp.iterdir()):
+                        z.write(p, p.name)
+                os.replace(out, self.path)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
