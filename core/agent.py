@@ -241,7 +241,6 @@ class Agent:
                     self._log_error("frame", e)
                     frame = self._fallback_frame(tick)
                     kind = "error"
-                self._fresh = False
                 try:
                     self.camera.send(frame)
                 except Exception as e:

@@ -11,9 +11,9 @@ Threads:
   consumer resets its streaming state, and the avatar idles meanwhile.
 
 Timestamps: `capture_time(i)` maps a 16 kHz sample index to the `time.perf_counter()`
-moment that sample reached us. The mapping is offset + i / 16000 where offset is the
-earliest (least-delayed) callback seen over the last few seconds: a callback can
-run late but never before its samples exist.
+moment that sample reached us. The mapping is offset + i / 16000 where offset comes
+from the least-delayed callback of the last second: a callback can run late but
+never before its samples exist.
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ from hygie.core.ring_buffer import SampleRing
 log = logging.getLogger(__name__)
 
 TARGET_RATE = 16000
-_N_ANCHORS = 512  # callbacks remembered for the clock offset (~5 s at 10 ms blocks)
+_N_ANCHORS = 512  # callbacks remembered for the clock offset
+ANCHOR_WINDOW_S = 1.0
 
 
 @dataclass
@@ -129,10 +130,17 @@ class _Capture:
         self.out_pos = 0  # 16 kHz samples handed out
 
     def offset(self) -> float | None:
-        """perf_counter time of native sample 0 (earliest-callback estimate)."""
+        """perf_counter time of native sample 0: the least-delayed callback of the last second.
+
+        Only the last second counts: at start-up PulseAudio hands over blocks in
+        bursts that would bias the estimate by hundreds of ms for as long as they stay
+        in the window, and a short window also follows clock drift.
+        """
         if self.n_anchors == 0:
             return None
-        return float(np.min(self.anchor_t - self.anchor_idx / self.rate))
+        t = self.anchor_t[: self.n_anchors]
+        recent = t > self.last_callback - ANCHOR_WINDOW_S
+        return float(np.min(t[recent] - self.anchor_idx[: self.n_anchors][recent] / self.rate))
 
 
 class AudioInput:
