@@ -101,6 +101,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_script(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    import hygie.plugin
+    print(Path(hygie.plugin.__file__).with_name("hygie_obs.py"))
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("obs", help="OBS integration: set up the scene, check the link, watch the control")
     sub = p.add_subparsers(dest="obs_command", metavar="ACTION")
@@ -123,4 +130,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_obs_control_args(w)
     w.add_argument("--duration", type=float, default=0, help="stop after N seconds (0: until Ctrl-C)")
     w.set_defaults(func=cmd_watch)
+
+    sc = sub.add_parser("script", help="print the path of the OBS script to add in OBS (Tools -> Scripts -> +)")
+    sc.set_defaults(func=cmd_script)
 

@@ -97,10 +97,12 @@ def test_avatar_invalid_dir_and_missing(tmp_path):
 @pytest.mark.slow
 def test_avatar_real_package_then_tampered(grid_avatar_copy):
     assert check_avatar(str(grid_avatar_copy)).status == "ok"
-    victim = next(p for p in sorted(grid_avatar_copy.iterdir()) if p.name != "avatar.json" and p.is_file())
-    victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
+    name = sorted(json.loads((grid_avatar_copy / "avatar.json").read_text())["files"])[0]
+    victim = grid_avatar_copy / name  # a file the package's sha256 list covers
+    data = victim.read_bytes()
+    victim.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     c = check_avatar(str(grid_avatar_copy))
-    assert c.status == "fail"
+    assert c.status == "fail" and "sha256" in c.fix
 
 
 def test_format_and_exit_code_on_this_machine(tmp_path):
