@@ -1,0 +1,111 @@
+"""Soak / bench of the live agent: real avatar, real lip model and renderer, frames through the
+real pyvirtualcam API into a registered backend, audio from a file (real time) or PulseAudio.
+
+    python tests/bench_agent.py --minutes 10 [--avatar PKG] [--source pulse|file] [--audio FILE]
+
+Prints fps, p50/p95 latency, CPU % and RSS at start and end. `run_agent_bench` is the
+function a `hygie bench agent` entry can call.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+DEFAULT_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grid_s1" / "heldout_2min.mp4"
+
+
+def _rss_mb(proc) -> float:
+    return proc.memory_info().rss / 2**20
+
+
+def run_agent_bench(minutes: float, avatar: str | None = None, source: str = "file", audio: str | None = None,
+                    fps: float = 30.0, size: str | None = None) -> dict:
+    import psutil
+
+    import vcam_fixtures
+    from hygie.core.agent import build_agent, close_all
+    from hygie.core.agent_config import AgentConfig
+    from hygie.core.audio_input import AudioInput, FileAudioSource
+
+    audio = str(audio or DEFAULT_AUDIO)
+    proc = psutil.Process()
+    pulse = None
+    if source == "pulse":
+        from audio_fixtures import PulseServer
+        pulse = PulseServer()
+        pulse.start()
+        os.environ.update(PULSE_SERVER=pulse.server, PULSE_SOURCE="v.monitor")
+        import sounddevice as sd
+        sd._terminate()
+        sd._initialize()
+        src = AudioInput("pulse")
+    else:
+        src = FileAudioSource(audio, loop=True)
+    cfg = AgentConfig(avatar=avatar, fps=fps, size=size, duration=minutes * 60, obs=False,
+                      camera_backend=vcam_fixtures.BACKEND, report_every_s=10.0)
+    samples: list[tuple[float, float]] = []
+    try:
+        agent, closers = build_agent(cfg, source=src)
+        if pulse is not None:
+            from hygie.core.media import load_audio
+            data = load_audio(audio)
+            stop = threading.Event()
+
+            def feed() -> None:  # loop the file into the sink for the whole soak
+                while not stop.is_set():
+                    p = pulse.play_array(data)
+                    while p.poll() is None and not stop.is_set():
+                        time.sleep(0.2)
+            threading.Thread(target=feed, daemon=True).start()
+        proc.cpu_percent(None)
+        rss_start = _rss_mb(proc)
+        t0 = time.time()
+
+        def sample_rss() -> None:
+            while not agent.stopping and time.time() - t0 < minutes * 60 + 5:
+                samples.append((time.time() - t0, _rss_mb(proc)))
+                time.sleep(5)
+        threading.Thread(target=sample_rss, daemon=True).start()
+        summary = agent.run()
+        cpu = proc.cpu_percent(None)
+        rss_end = _rss_mb(proc)
+        close_all(closers)
+    finally:
+        if pulse is not None:
+            stop.set() if "stop" in locals() else None
+            pulse.stop()
+    # RSS after the first minute vs the end: the warm-up (caches, arena) is not a leak
+    warm = [r for t, r in samples if t >= min(60, minutes * 30)]
+    summary.update(cpu_percent=cpu, rss_start_mb=rss_start, rss_end_mb=rss_end,
+                   rss_after_warmup_mb=warm[0] if warm else None, rss_max_mb=max([r for _, r in samples] or [rss_end]),
+                   source=source, minutes=minutes, cores=psutil.cpu_count())
+    return summary
+
+
+def main() -> int:
+    import logging
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=1.0)
+    ap.add_argument("--avatar")
+    ap.add_argument("--source", choices=["file", "pulse"], default="file")
+    ap.add_argument("--audio")
+    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--size")
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    s = run_agent_bench(a.minutes, a.avatar, a.source, a.audio, a.fps, a.size)
+    print(json.dumps(s, indent=1))
+    print(f"fps {s['fps']:.2f} | latency p50 {s['latency_p50_ms']:.0f} ms p95 {s['latency_p95_ms']:.0f} ms | "
+          f"CPU {s['cpu_percent']:.0f}% (of one core) | RSS {s['rss_start_mb']:.0f} -> {s['rss_end_mb']:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
