@@ -8,6 +8,7 @@ video in memory).
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import logging
 import time
 from dataclasses import dataclass, field
@@ -81,6 +82,10 @@ def damaged_frames(track: LandmarkTrack) -> np.ndarray:
     return (track.grey - grey_base > 0.15) | (track.block > max(2.2, 1.8 * block_base))
 
 
+def has_face_mask(track: LandmarkTrack) -> np.ndarray:
+    return ~np.isnan(track.landmarks[:, 0, 0])
+
+
 def _check_audio(path: Path, audio: np.ndarray, duration: float, sr: int) -> None:
     if len(audio) < sr * 0.5:
         raise MediaError(f"{path}: the audio track is (nearly) empty. Record with the microphone on.")
@@ -100,7 +105,7 @@ def _check_audio(path: Path, audio: np.ndarray, duration: float, sr: int) -> Non
 
 def _usable_mask(src: Source) -> tuple[np.ndarray, dict]:
     tr = src.track
-    has_face = ~np.isnan(tr.landmarks[:, 0, 0])
+    has_face = has_face_mask(tr)
     damaged = damaged_frames(tr)
     usable = has_face & ~damaged
     stats = dict(frames=int(len(tr.times)), no_face=int((~has_face).sum()),
@@ -123,12 +128,17 @@ def _pick_template(lips_open: np.ndarray, poses: np.ndarray, usable: np.ndarray,
     cs = lambda x: np.concatenate([[0], np.cumsum(x)])
     c_bad, c_vel, c_open = cs(bad), cs(vel), cs(np.nan_to_num(lips_open, nan=1.0))
     best, best_a = np.inf, 0
-    for a in range(0, max(1, n - L + 1)):
-        if c_bad[a + L] - c_bad[a] > 0:
-            continue
-        cost = (c_vel[a + L] - c_vel[a]) / L / (np.median(vel) + 1e-9) + (c_open[a + L] - c_open[a]) / L / (np.median(lips_open[usable]) + 1e-9)
-        if cost < best:
-            best, best_a = cost, a
+    min_len = int(min(fps, n))  # a loop shorter than 1 s looks mechanical
+    while L >= min_len:
+        for a in range(0, max(1, n - L + 1)):
+            if c_bad[a + L] - c_bad[a] > 0:
+                continue
+            cost = (c_vel[a + L] - c_vel[a]) / L / (np.median(vel) + 1e-9) + (c_open[a + L] - c_open[a]) / L / (np.nanmedian(lips_open[usable]) + 1e-9)
+            if cost < best:
+                best, best_a = cost, a
+        if np.isfinite(best):
+            break
+        L = int(L * 0.7)  # footage with gaps: settle for a shorter loop
     if not np.isfinite(best):
         raise HygieError("no stretch of continuous usable face footage long enough for the idle loop.")
     a, b = best_a, best_a + L
@@ -202,6 +212,13 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
                 log.warning("%s: no face at %s (those frames are skipped)", s.path.name, _fmt_ranges(no_face_ranges))
             if st["damaged"]:
                 log.warning("%s: %d damaged (grey/blocky) frames dropped", s.path.name, st["damaged"])
+            ambiguous = (s.track.other_face > 0.7) & has_face_mask(s.track)
+            if ambiguous.mean() > 0.2:
+                raise HygieError(
+                    f"{s.path}: two faces of similar size are visible in {100 * ambiguous.mean():.0f}% of the frames "
+                    f"(e.g. {_fmt_ranges(_time_ranges(ambiguous, s.track.times), 3)}); Hygie cannot tell which person to learn. "
+                    "Crop the video to one person (or record alone)."
+                )
             if st["multi_face"]:
                 log.warning("%s: several faces in %d frames; following the largest, most central one",
                             s.path.name, st["multi_face"])
@@ -382,6 +399,14 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
 
         write_report(writer.path("report.html"), writer.dir, meta, srcs=[(s.path.name, s.audio) for s in srcs])
         path = writer.commit(meta)
+    except OSError as e:
+        writer.abort()
+        if e.errno == errno.ENOSPC:
+            raise HygieError(
+                f"disk full while writing the avatar next to {out}: free some space (a 5-minute video needs "
+                "about 50 MB for the package, plus temporary space) or choose another output folder. Nothing was written."
+            ) from e
+        raise
     except BaseException:
         writer.abort()
         raise

@@ -13,12 +13,24 @@ log = logging.getLogger(__name__)
 class FaceResult:
     landmarks: np.ndarray | None  # (478, 3) pixels (z scaled like x), None when no face
     n_faces: int
+    other_size: float = 0.0  # area of the largest other face / area of the tracked one
+
+
+def quiet_mediapipe() -> None:
+    """MediaPipe/TFLite print INFO/WARNING lines on every graph start; keep the user's terminal readable."""
+    import os
+    import warnings
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
 
 
 class FaceTracker:
     """Video-mode FaceMesh that keeps following one face: the largest/most central, then the nearest."""
 
     def __init__(self, video_mode: bool = True, max_faces: int = 2, min_confidence: float = 0.5):
+        quiet_mediapipe()
         import mediapipe as mp
 
         self._mesh = mp.solutions.face_mesh.FaceMesh(
@@ -67,4 +79,6 @@ class FaceTracker:
 
             pick = max(cands, key=score)
         self._last_center = pick[:, :2].mean(0)
-        return FaceResult(pick, len(cands))
+        area = lambda a: float(np.ptp(a[:, 0]) * np.ptp(a[:, 1]))
+        others = [area(a) for a in cands if a is not pick]
+        return FaceResult(pick, len(cands), max(others) / max(area(pick), 1e-6) if others else 0.0)

@@ -20,6 +20,7 @@ class LandmarkTrack:
     n_faces: np.ndarray  # (N,) faces seen
     grey: np.ndarray  # (N,) fraction of the frame with no colour (damaged-frame detector)
     block: np.ndarray  # (N,) 8x8 blockiness ratio (damaged-frame detector)
+    other_face: np.ndarray  # (N,) size of the largest other face relative to the tracked one (0 = none)
 
 
 def frame_damage_stats(frame: np.ndarray) -> tuple[float, float]:
@@ -44,7 +45,7 @@ def _worker(args: tuple[str, float, float, int, int, "mp.Queue | None"]) -> dict
     from hygie.core.face_tracker import FaceTracker
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    times, lms, nf, greys, blocks = [], [], [], [], []
+    times, lms, nf, greys, blocks, other = [], [], [], [], [], []
     with FaceTracker() as tr, av.open(path) as c:
         vs = c.streams.video[0]
         vs.thread_type = "AUTO"
@@ -71,6 +72,7 @@ def _worker(args: tuple[str, float, float, int, int, "mp.Queue | None"]) -> dict
                 times.append(t)
                 lms.append(r.landmarks.astype(np.float32) if r.landmarks is not None else np.full((478, 3), np.nan, np.float32))
                 nf.append(r.n_faces)
+                other.append(r.other_size)
                 g, b = frame_damage_stats(img)
                 greys.append(g)
                 blocks.append(b)
@@ -83,7 +85,8 @@ def _worker(args: tuple[str, float, float, int, int, "mp.Queue | None"]) -> dict
     if progress is not None:
         progress.put(done % 25)
     return dict(times=np.array(times), landmarks=np.stack(lms) if lms else np.zeros((0, 478, 3), np.float32),
-                n_faces=np.array(nf, np.int16), grey=np.array(greys, np.float32), block=np.array(blocks, np.float32))
+                n_faces=np.array(nf, np.int16), grey=np.array(greys, np.float32), block=np.array(blocks, np.float32),
+                other_face=np.array(other, np.float32))
 
 
 def track_video(path: str, workers: int | None = None, progress_desc: str = "face landmarks") -> LandmarkTrack:

@@ -59,7 +59,8 @@ class Renderer:
         self.crop_size = (int(crop["size"][0]), int(crop["size"][1]))
         self.feather_px = self.cfg.blend.feather * float(crop["px_per_iod"])
         self.retriever = MouthRetriever(m["coeffs"], m["frame"], N_LIPS, self.cfg.retrieval)
-        self.warper = PiecewiseAffineWarper(delaunay(self.points.mean(0)))
+        # bicubic keeps the real mouth's sharpness when it is resampled (bilinear measured 0.70 of real)
+        self.warper = PiecewiseAffineWarper(delaunay(self.points.mean(0)), interpolation=cv2.INTER_CUBIC)
         self.tf = OutputTransform.fit(avatar.frame_size, out_size, self.cfg.fit)
         self.size = self.tf.size
         self.loop = TemplateLoop(avatar, self.tf, self.cfg.template_memory_mb)

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -64,6 +65,10 @@ class ObsInstance:
         self.config_home = root / "xdg"
         self.obs_dir = self.config_home / "obs-studio"
         self.proc: subprocess.Popen | None = None
+        self.fake_agent = root / "fake_agent.py"
+        self.agent_started = root / "agent.started"
+        self.agent_stopped = root / "agent.stopped"
+        self._write_fake_agent()
         self._write_config(scenes)
 
     def env(self) -> dict[str, str]:
@@ -74,6 +79,19 @@ class ObsInstance:
         # the OBS script finds `hygie` here; tests never start the real agent through it
         env.pop("HYGIE_OBS_PASSWORD", None)
         return env
+
+    def _write_fake_agent(self) -> None:
+        """Stands in for `hygie` when the OBS script starts the agent: records argv and SIGTERM."""
+        self.fake_agent.write_text(
+            f"#!{sys.executable}\n"
+            "import signal, sys, time, pathlib\n"
+            f"started, stopped = pathlib.Path({str(self.agent_started)!r}), pathlib.Path({str(self.agent_stopped)!r})\n"
+            "def bye(*_):\n    stopped.write_text('SIGTERM'); sys.exit(0)\n"
+            "signal.signal(signal.SIGTERM, bye)\n"
+            "started.write_text(' '.join(sys.argv[1:]))\n"
+            "import os; started.with_suffix('.pid').write_text(str(os.getpid()))\n"
+            "while True:\n    time.sleep(0.05)\n")
+        self.fake_agent.chmod(0o755)
 
     def _write_config(self, scenes: tuple[str, ...]) -> None:
         (self.obs_dir / "basic" / "scenes").mkdir(parents=True, exist_ok=True)
@@ -91,7 +109,8 @@ class ObsInstance:
                     "settings": {"items": [], "id_counter": 0}} for n in scenes]
         coll = {"name": COLLECTION, "current_scene": scenes[0], "current_program_scene": scenes[0],
                 "scene_order": [{"name": n} for n in scenes], "sources": sources,
-                "modules": {"scripts-tool": [{"path": str(SCRIPT), "settings": {}}]}}
+                "modules": {"scripts-tool": [{"path": str(SCRIPT), "settings": {
+                    "hygie_cmd": str(self.fake_agent), "avatar": "/avatars/me", "audio_device": "Test Mic"}}]}}
         (self.obs_dir / "basic" / "scenes" / "Hygie_Test.json").write_text(json.dumps(coll))
 
     def start(self, timeout: float = 30.0) -> float:
@@ -113,6 +132,16 @@ class ObsInstance:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: only OBS and its children
             self.proc.wait(10)
+        self.proc = None
+
+    def quit(self, timeout: float = 15.0) -> None:
+        """A normal exit (SIGINT, as from a terminal): OBS unloads its scripts and saves."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
         self.proc = None
 
     def alive(self) -> bool:
@@ -148,6 +177,12 @@ def obs_server(tmp_path_factory):
         inst.start()
         yield inst
         inst.kill()
+        pidfile = inst.agent_started.with_suffix(".pid")
+        if pidfile.exists():  # a failed test may leave the stand-in agent running
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
     finally:
         xvfb.terminate()
         try:

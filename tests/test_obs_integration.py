@@ -232,3 +232,38 @@ def test_obs_script_loads_and_hotkey_toggles(obs):
     finally:
         link.close()
         control.stop()
+
+
+def test_obs_script_starts_and_stops_the_agent(obs):
+    """The 'Hygie: start/stop agent' hotkey runs `hygie run --avatar ... --input ...` (a stand-in
+    that records its argv) and stops it with SIGTERM; OBS exiting stops it too."""
+    for p in (obs.agent_started, obs.agent_stopped):
+        p.unlink(missing_ok=True)
+    link = _link(obs)
+    try:
+        trigger = lambda: link.call("TriggerHotkeyByName", hotkeyName="hygie_start_stop_agent")
+        trigger()
+        end = time.monotonic() + 5
+        while not obs.agent_started.exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert obs.agent_started.exists(), "the OBS script did not start the agent"
+        assert obs.agent_started.read_text() == "run --avatar /avatars/me --input Test Mic"
+        trigger()
+        end = time.monotonic() + 5
+        while not obs.agent_stopped.exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert obs.agent_stopped.read_text() == "SIGTERM"
+        for p in (obs.agent_started, obs.agent_stopped):
+            p.unlink()
+        trigger()
+        end = time.monotonic() + 5
+        while not obs.agent_started.exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert obs.agent_started.exists()
+    finally:
+        link.close()
+    obs.quit()  # a normal OBS exit unloads the script, which stops the agent
+    end = time.monotonic() + 10
+    while not obs.agent_stopped.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert obs.agent_stopped.exists(), "the agent outlived OBS"

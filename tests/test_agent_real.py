@@ -1,0 +1,68 @@
+"""The live agent with the real lip model and renderer: the mouth it sends follows the audio
+exactly as the offline path does.
+
+Needs an avatar package with a trained lip model: HYGIE_LIVE_AVATAR=PKG (or the bundled
+default avatar once it ships); skipped with the reason otherwise.
+"""
+import os
+
+import numpy as np
+import pytest
+
+import vcam_fixtures
+from audio_fixtures import need_heldout
+
+
+def _avatar_with_lips():
+    from hygie.core.errors import PackageError
+    from hygie.core.package import load_package
+    path = os.environ.get("HYGIE_LIVE_AVATAR")
+    try:
+        av = load_package(path) if path else load_package(None)
+    except PackageError as e:
+        pytest.skip(f"no avatar with a lip model ({e}); set HYGIE_LIVE_AVATAR=PKG")
+    if not av.has_lip_model:
+        pytest.skip(f"{av.path} has no lip model; set HYGIE_LIVE_AVATAR to a trained package")
+    return av
+
+
+def test_live_mouth_follows_offline_prediction():
+    from hygie.core.agent import build_agent, close_all
+    from hygie.core.agent_config import AgentConfig
+    from hygie.core.audio_input import FileAudioSource
+    from hygie.core.lipmodel import LipModel
+    from hygie.core.media import load_audio
+    from hygie.core.mel import LogMel
+
+    av = _avatar_with_lips()
+    path = str(need_heldout())
+    seconds = 12.0
+    cfg = AgentConfig(avatar=str(av.path), duration=seconds, obs=False, camera_backend=vcam_fixtures.BACKEND,
+                      fade_ms=1.0, vad_hangover_ms=0.0)
+    src = FileAudioSource(path, loop=False)
+    agent, closers = build_agent(cfg, source=src)
+    shown = []  # (mel index the frame stands for, coefficients rendered)
+    render = agent.renderer.render
+
+    def spy(coeffs, tick):
+        if coeffs is not None:
+            shown.append((agent._coeffs_mel_idx, np.array(agent._coeffs)))
+        return render(coeffs, tick)
+    agent.renderer.render = spy
+    try:
+        s = agent.run()
+    finally:
+        close_all(closers)
+    backend = vcam_fixtures.RecordingBackend.instances[-1]
+    assert abs(len(backend.times) - cfg.fps * seconds) <= 0.05 * cfg.fps * seconds
+    assert s["latency_p50_ms"] is not None and s["latency_p50_ms"] >= s["lookahead_ms"]
+    assert s["frames_idle"] > 0 and s["frames_speech"] > cfg.fps * 3
+
+    audio = load_audio(path)[: int(16000 * (seconds + 1))]
+    offline = LipModel(av).predict(LogMel(av.mel_config)(audio))
+    idx = np.array([i for i, _ in shown])
+    live = np.stack([c for _, c in shown])
+    ok = idx < len(offline)
+    r = np.corrcoef(live[ok, 0], offline[idx[ok], 0])[0, 1]  # first PCA mode: the mouth opening
+    print("frames", len(backend.times), "live/offline opening r", r, s)
+    assert r >= 0.8

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from hygie.core.mel import LogMel, MelConfig, StreamingLogMel
+
+
+def test_frame_count_and_times_for_a_known_duration():
+    cfg = MelConfig()
+    x = np.zeros(16000 * 3, np.float32)  # 3 s
+    m = LogMel(cfg)(x)
+    assert m.shape == (1 + (48000 - 400) // 160, 80) == (298, 80)
+    assert cfg.frame_time(0) == pytest.approx(0.0125)
+    assert cfg.frame_time(297) == pytest.approx(2.9825)
+    # a video frame at 1.0 s maps to the mel frame centred there
+    assert cfg.frame_time(int(cfg.frame_at(1.0))) == pytest.approx(1.0, abs=0.005)
+
+
+def test_tone_lands_in_the_right_band_at_the_right_time():
+    cfg = MelConfig()
+    sr = cfg.sample_rate
+    x = np.zeros(sr * 2, np.float32)
+    t = np.arange(sr // 2) / sr
+    x[sr: sr + sr // 2] = 0.5 * np.sin(2 * np.pi * 1000 * t)  # 1.0–1.5 s
+    m = LogMel(cfg)(x)
+    energy = m.max(1)
+    on = np.flatnonzero(energy > energy.min() + 10)
+    assert cfg.frame_time(on[0]) == pytest.approx(1.0, abs=0.02)
+    assert cfg.frame_time(on[-1]) == pytest.approx(1.5, abs=0.02)
+    band = int(np.argmax(m[on].mean(0)))
+    from hygie.core.mel import _hz_to_mel
+
+    centres = np.linspace(_hz_to_mel(cfg.fmin), _hz_to_mel(cfg.fmax), cfg.n_mels + 2)[1:-1]
+    assert abs(band - np.argmin(np.abs(centres - _hz_to_mel(1000)))) <= 1
+
+
+def test_streaming_equals_offline_for_any_chunking():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(16000 * 2).astype(np.float32) * 0.1
+    off = LogMel()(x)
+    st = StreamingLogMel()
+    parts, i = [], 0
+    while i < len(x):
+        n = int(rng.integers(1, 900))
+        parts.append(st.push(x[i:i + n]))
+        i += n
+    on = np.concatenate(parts)
+    assert on.shape == off.shape
+    assert np.max(np.abs(on - off)) <= 1e-4
