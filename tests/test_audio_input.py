@@ -82,3 +82,24 @@ def test_watchdog_reopens_after_sound_server_restart(pulse):
         assert got > 10000
     finally:
         ai.stop()
+
+
+def test_audio_out_passthrough_plays_into_a_virtual_microphone(pulse):
+    from hygie.core.audio_input import AudioInput
+    from hygie.core.audio_passthrough import AudioPassthrough
+
+    ai = AudioInput("pulse").start()  # records v.monitor: what the pass-through plays into v
+    out = AudioPassthrough("pulse")
+    try:
+        time.sleep(2.5)
+        ai.read()
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)
+        for i in range(0, 16000, 533):  # pushed in agent-tick-sized pieces, 100 ms delay asked
+            out.push(tone[i:i + 533], 0.1)
+            time.sleep(533 / 16000)
+        x = np.concatenate([c.samples for c in _collect(ai, 2.0)])
+    finally:
+        out.close()
+        ai.stop()
+    assert np.sqrt(np.mean(x ** 2)) > 0.05  # the tone came out of the virtual microphone
+    assert out.adjustments >= 1
