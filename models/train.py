@@ -47,7 +47,7 @@ class TrainConfig:
     eval_every: int = 50
     patience: int = 6  # evaluations without improvement before stopping
     max_minutes: float = 4.0  # safety cap (breaks step-count determinism only if hit)
-    threads: int = 0  # 0 = all cores
+    threads: int = 1  # torch threads; 1 is fastest for this small GRU and safe on a busy machine (0 = all cores)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     net: LipNetConfig = field(default_factory=LipNetConfig)
     max_seconds: float | None = None  # use only the first N s of each video (tests)

@@ -1,0 +1,77 @@
+"""`hygie eval AVATAR VIDEO`: lip-model quality on a held-out video of the same person (no torch needed)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from hygie.core.errors import HygieError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VOICES = Path("../shared/data/grid_speakers")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="measure lip-sync quality on a held-out video of the same person (model vs baselines)",
+        description=(
+            "Run the avatar's lip model in streaming mode on VIDEO's audio and compare the predicted mouth with "
+            "the mouth MediaPipe sees in VIDEO (aligned to the avatar's canonical face): lip landmark distance, "
+            "mouth-opening correlation and its best lag, and how often the mouth stays closed in silence, beside "
+            "three baselines (mean mouth, loudness regression, ridge on log-mel). Use a video NOT used for enrollment."
+        ),
+    )
+    p.add_argument("avatar", type=Path, help="avatar package with a lip model")
+    p.add_argument("video", type=Path, help="held-out video of the same person")
+    p.add_argument("--out", type=Path, default=None, help="folder for lip_eval.json and lip_opening.png (default: eval_<avatar>)")
+    p.add_argument("--voices", nargs="?", const=str(DEFAULT_VOICES), default=None, metavar="DIR",
+                   help="also drive the avatar with other speakers' videos (*.mp4 in DIR, default %(const)s) and "
+                        "report the opening correlation against each speaker's own mouth")
+    p.add_argument("--render", action="store_true", help="also measure the rendered mouth (if the renderer provides it)")
+    p.add_argument("--save-to-package", action="store_true", help="store the figures as quality.json in the package")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hygie.core.package import load_package, update_package
+    from hygie.models.evaluate import evaluate, evaluate_voices, format_table, format_voices
+
+    if not args.video.exists():
+        raise HygieError(f"{args.video}: no such video.")
+    avatar = load_package(args.avatar)
+    out = args.out or Path(f"eval_{args.avatar.stem}")
+    res = evaluate(avatar, args.video, out, threads=args.threads)
+    print(format_table(res))
+    if args.voices:
+        vids = sorted(Path(args.voices).glob("*.mp4"))
+        if not vids:
+            raise HygieError(f"{args.voices}: no .mp4 videos of other speakers found.")
+        v = evaluate_voices(avatar, vids, threads=args.threads)
+        res["voices"] = v
+        print(format_voices(v))
+    if args.render:
+        try:
+            from hygie.models.render_quality import evaluate_render
+        except ImportError:
+            print("render quality: not available in this install (hygie.models.render_quality missing)")
+        else:
+            from hygie.core.lipmodel import LipModel
+
+            r = evaluate_render(avatar, args.video, out, LipModel(avatar, threads=args.threads))
+            res["render"] = r
+            if isinstance(r, dict) and "table" in r:
+                print(r["table"])
+            else:
+                print(r)
+    (out / "lip_eval.json").write_text(json.dumps(res, indent=1, default=str))
+    if args.save_to_package:
+        if not avatar.path.is_dir() or avatar.path != args.avatar.resolve() and not args.avatar.is_dir():
+            raise HygieError("--save-to-package needs a package folder (not a .hygie file).")
+        (avatar.path / "quality.json").write_text(json.dumps(res, indent=1, default=str))
+        update_package(avatar.path)
+    print(f"saved {out / 'lip_eval.json'} and {out / 'lip_opening.png'}")
+    return 0
