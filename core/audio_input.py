@@ -127,7 +127,8 @@ class _Capture:
         self.errored = False
         self.resampler = None if int(rate) == TARGET_RATE else soxr.ResampleStream(
             self.rate, TARGET_RATE, 1, dtype="float32", quality="HQ")
-        self.out_pos = 0  # 16 kHz samples handed out
+        self.out_pos = 0  # 16 kHz index of the next sample handed out
+        self.native_pos = 0  # native index of the next sample to read
 
     def offset(self) -> float | None:
         """perf_counter time of native sample 0: the least-delayed callback of the last second.
@@ -298,7 +299,10 @@ class AudioInput:
         cap = self._cap
         if cap is None:
             return AudioChunk(np.zeros(0, np.float32), 0, self._generation, False)
-        _, raw = cap.ring.read()
+        start_native, raw = cap.ring.read()
+        if start_native != cap.native_pos:  # the ring overflowed: keep indices tied to real time
+            cap.out_pos += int(round((start_native - cap.native_pos) * TARGET_RATE / cap.rate))
+        cap.native_pos = start_native + raw.size
         if cap.resampler is not None:
             y = cap.resampler.resample_chunk(raw) if raw.size else np.zeros(0, np.float32)
         else:

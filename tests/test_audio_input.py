@@ -47,12 +47,16 @@ def test_records_real_speech_resampled_to_16k_with_timestamps(pulse):
     for a, b in zip(chunks, chunks[1:]):
         assert b.start == a.start + a.samples.size
     # find the speech in the recording by cross-correlating envelopes, then compare waveforms
-    lag = int(np.argmax(np.correlate(x[: 16000 * 3], ref[:16000], mode="valid")))
+    env = lambda a: np.sqrt(np.mean(a[: len(a) // 160 * 160].reshape(-1, 160) ** 2, axis=1))
+    ex, er = env(x), env(ref)
+    coarse = int(np.argmax(np.correlate(ex[: len(ex) - 100], er[100:400], mode="valid"))) * 160 - 100 * 160
+    win = x[max(coarse, 0): coarse + 16000 * 5 + 400]
+    fine = int(np.argmax(np.correlate(win, ref[16000 * 2: 16000 * 4], mode="valid")))
+    lag = max(coarse, 0) + fine - 16000 * 2
     seg = x[lag: lag + len(ref)]
     n = min(len(seg), len(ref))
     r = np.corrcoef(seg[:n], ref[:n])[0, 1]
     assert r > 0.8, r  # two resamplings (16k -> 44.1k in PulseAudio, back in soxr) and a sub-sample lag
-    env = lambda a: np.sqrt(np.mean(a[: len(a) // 160 * 160].reshape(-1, 160) ** 2, axis=1))
     r_env = np.corrcoef(env(seg[:n]), env(ref[:n]))[0, 1]
     print("waveform r", r, "envelope r", r_env)
     assert r_env > 0.95, r_env
