@@ -93,6 +93,8 @@ class ObsLink:
         from obswebsocket.exceptions import ConnectionFailure
 
         self.close()
+        while not self.events.empty():  # events of an old connection must not reach the new one
+            self.events.get_nowait()
         # legacy=False: port 4444 would otherwise switch the library to the v4 protocol
         client = obsws(self.conn.host, self.conn.port, self.conn.password, legacy=False,
                        timeout=self.request_timeout, on_disconnect=self._on_lib_disconnect)
