@@ -1,0 +1,156 @@
+"""Lip model: network shapes and state, streaming == offline, ONNX parity, runtime wrapper, bad input."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hygie.core.errors import HygieError
+from hygie.core.lipmodel import LipModel, MelNormaliser, NormConfig, coeffs_at_times
+from hygie.core.mel import MelConfig
+
+torch = pytest.importorskip("torch", reason="the lip-model training tests need the 'train' extra (torch)")
+
+from hygie.models.dataset import LipData, VideoData, fit_norm  # noqa: E402
+from hygie.models.export import export_onnx, parity  # noqa: E402
+from hygie.models.lipnet import LipNet, LipNetConfig  # noqa: E402
+
+K = 5
+
+
+@dataclass
+class FakeAvatar:
+    """Just what LipModel reads from a package (mel parameters); the model comes from model_dir."""
+
+    path: Path
+    mel_config: MelConfig
+    has_lip_model: bool = True
+
+
+def _mel(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.normal(-8, 1, size=(n, 80))
+    speech = (np.sin(np.arange(n) / 15.0) > 0)[:, None] * rng.normal(4, 1, size=(n, 80))
+    return (base + speech).astype(np.float32)
+
+
+def _data(lookahead: int = 8) -> LipData:
+    cfg = MelConfig()
+    mel = _mel(600)
+    v = VideoData(mel, np.zeros((600, K), np.float32), np.ones(600, bool), 540)
+    data = LipData([v], cfg, K, np.full(K, 0.1, np.float32), np.zeros(K, np.float32), np.zeros((K + 1, 2), np.float32))
+    data.norm = fit_norm([mel[:540]], cfg.frame_rate)
+    return data
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[LipNet, Path, LipData]:
+    torch.manual_seed(0)
+    data = _data()
+    net = LipNet(LipNetConfig(n_out=K, conv_channels=32, hidden=32, lookahead=8),
+                 torch.full((K,), 0.1), torch.zeros(K)).eval()
+    out = tmp_path_factory.mktemp("lips")
+    export_onnx(net, data, out)
+    return net, out, data
+
+
+def test_shapes_and_state_round_trip():
+    net = LipNet(LipNetConfig(n_out=K, conv_channels=16, hidden=24, gru_layers=2, conv_kernels=(3, 5))).eval()
+    x = torch.randn(2, 37, 80)
+    out, *state = net(x, *net.initial_state(2))
+    assert out.shape == (2, 37, K)
+    assert [tuple(s.shape) for s in state] == net.state_shapes(2)
+    # feeding in pieces with the state carried gives the same numbers as one call
+    st = net.initial_state(2)
+    parts = []
+    with torch.no_grad():
+        for a, b in ((0, 1), (1, 10), (10, 11), (11, 37)):
+            o, *st = net(x[:, a:b], *st)
+            parts.append(o)
+        assert torch.allclose(torch.cat(parts, 1), net(x, *net.initial_state(2))[0], atol=1e-5)
+
+
+def test_kernel_one_refused():
+    with pytest.raises(ValueError):
+        LipNet(LipNetConfig(conv_kernels=(1, 3)))
+
+
+def test_onnx_parity_and_description(exported):
+    net, out, _ = exported
+    par = parity(net, out / "lips.onnx", np.random.default_rng(1).standard_normal((150, 80)).astype(np.float32), chunk=1)
+    assert par["torch_vs_onnx"] <= 1e-4
+    assert par["stream_vs_offline"] <= 1e-4
+    import json
+
+    desc = json.loads((out / "lips.onnx.json").read_text())
+    assert desc["lookahead_frames"] == 8 and desc["n_components"] == K
+    assert desc["mel"]["n_mels"] == 80 and len(desc["normalisation"]["mean"]) == 80
+    assert [s["shape"] for s in desc["states"]] == [list(s) for s in net.state_shapes(1)]
+    assert (out / "lips.onnx").stat().st_size < 2_000_000
+
+
+def test_runtime_streaming_equals_offline(exported):
+    _, out, _ = exported
+    lip = LipModel(FakeAvatar(out, MelConfig()), threads=1, model_dir=out)
+    assert lip.lookahead_s == pytest.approx(0.08)
+    mel = _mel(300, seed=3)
+    off = lip.predict(mel)
+    assert off.shape == (300, K)
+    assert np.abs(lip.predict(mel, chunk=3) - off).max() <= 1e-4
+    lip.reset()
+    one = np.concatenate([lip.push(mel[i:i + 1]) for i in range(len(mel))])
+    assert one.shape == (300, K)
+    # push row j answers for frame j - lookahead
+    assert np.abs(one[8:] - off[:-8]).max() <= 1e-4
+    lip.reset()
+    again = np.concatenate([lip.push(mel[i:i + 5]) for i in range(0, len(mel), 5)])
+    assert np.abs(again - one).max() <= 1e-4  # reset() really starts over
+
+
+def test_runtime_matches_torch_with_normalisation(exported):
+    net, out, data = exported
+    lip = LipModel(FakeAvatar(out, MelConfig()), threads=1, model_dir=out)
+    mel = _mel(120, seed=4)
+    z = MelNormaliser(data.norm)(mel)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(z)[None], *net.initial_state())[0][0].numpy()
+    lip.reset()
+    assert np.abs(lip.push(mel) - ref).max() <= 1e-4
+
+
+def test_normaliser_chunking_invariant():
+    cfg = fit_norm([_mel(500)], 100.0)
+    a = MelNormaliser(cfg)(_mel(200, 5))
+    n = MelNormaliser(cfg)
+    b = np.concatenate([n(_mel(200, 5)[i:i + 7]) for i in range(0, 200, 7)])
+    assert np.abs(a - b).max() < 1e-6
+    # a gain change is absorbed by the floor once it has adapted
+    n2 = MelNormaliser(cfg)
+    loud = _mel(3000, 6)
+    za = MelNormaliser(cfg)(loud)[-500:]
+    zb = n2(loud + 2.0)[-500:]
+    assert np.abs(za - zb).mean() < 0.1
+
+
+def test_coeffs_at_times():
+    c = np.stack([np.arange(100.0)] * K, 1).astype(np.float32)
+    cfg = MelConfig()
+    t = np.array([cfg.frame_time(10), (cfg.frame_time(20) + cfg.frame_time(21)) / 2])
+    np.testing.assert_allclose(coeffs_at_times(c, t, cfg)[:, 0], [10, 20.5], atol=1e-4)
+
+
+def test_bad_input_errors(exported):
+    _, out, _ = exported
+    lip = LipModel(FakeAvatar(out, MelConfig()), threads=1, model_dir=out)
+    bad = _mel(10)
+    bad[3, 7] = np.nan
+    with pytest.raises(HygieError, match="NaN"):
+        lip.push(bad)
+    with pytest.raises(HygieError, match="shape"):
+        lip.push(np.zeros((4, 40), np.float32))
+    with pytest.raises(HygieError, match="mel parameters"):
+        LipModel(FakeAvatar(out, MelConfig(n_mels=40)), model_dir=out)
+    with pytest.raises(HygieError, match="mel parameters"):
+        LipModel(FakeAvatar(out, MelConfig(hop_length=320)), model_dir=out)
