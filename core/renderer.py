@@ -65,10 +65,13 @@ class Renderer:
         self.size = self.tf.size
         self.loop = TemplateLoop(avatar, self.tf, self.cfg.template_memory_mb)
         t = avatar.template
-        # canonical (x, y, z, 1) -> output pixels, one 2x4 matrix per template frame
+        # canonical (x, y, z, 1) -> template image pixels, one 2x4 matrix per template frame.
+        # The mouth is warped and blended at the template's own resolution (where the crops
+        # were cut), then only its box is scaled to the output, exactly like the template frame.
         self._proj = np.stack([self._projection(G.Similarity.from_array(p)) for p in t["pose"]]).astype(np.float32)
         self._lips_z = t["lips_z"].astype(np.float32)
-        self._surround = self.tf.points(t["landmarks"][:, G.MOUTH_SURROUND, :2].astype(np.float32)).astype(np.float32)
+        self._surround = t["landmarks"][:, G.MOUTH_SURROUND, :2].astype(np.float32)
+        self._native_hw = (avatar.frame_size[1], avatar.frame_size[0])
         # idle: the person's real closed mouth, held still: the median shape of the idle footage
         tr = avatar.track
         tc = tr["coeffs"][t["frame"]]
@@ -83,8 +86,8 @@ class Renderer:
         # img = R.T @ (c - t) / s ; out = scale * img + o
         Rt = sim.R.T[:2] / sim.s  # (2, 3)
         P = np.zeros((2, 4))
-        P[:, :3] = self.tf.scale * Rt
-        P[:, 3] = -self.tf.scale * Rt @ sim.t + np.array([self.tf.ox, self.tf.oy])
+        P[:, :3] = Rt
+        P[:, 3] = -Rt @ sim.t
         return P
 
     # -- public API -------------------------------------------------------------------------
@@ -116,6 +119,9 @@ class Renderer:
 
     def destination(self, lips: np.ndarray, tick: int) -> np.ndarray:
         """(93, 2) output-pixel destination: requested lips in the template pose + its own skin points."""
+        return self.tf.points(self._destination(lips, tick)).astype(np.float32)
+
+    def _destination(self, lips: np.ndarray, tick: int) -> np.ndarray:
         i = self.loop.index(tick)
         c4 = np.concatenate([lips, self._lips_z[i][:, None], np.ones((N_LIPS, 1), np.float32)], axis=1)
         return np.concatenate([c4 @ self._proj[i].T, self._surround[i]]).astype(np.float32)
@@ -140,20 +146,39 @@ class Renderer:
             self._crops.popitem(last=False)
         return c
 
+    def _to_output(self, patch: np.ndarray, x0: int, y0: int) -> tuple[np.ndarray, int, int] | None:
+        """Scale a native-resolution BGRA box to output pixels with the template's own transform."""
+        import cv2
+
+        tf = self.tf
+        h, w = patch.shape[:2]
+        fx, fy = x0 * tf.scale + tf.ox, y0 * tf.scale + tf.oy
+        X0, Y0 = max(int(np.floor(fx)), 0), max(int(np.floor(fy)), 0)
+        X1 = min(int(np.ceil((x0 + w) * tf.scale + tf.ox)), tf.size[0])
+        Y1 = min(int(np.ceil((y0 + h) * tf.scale + tf.oy)), tf.size[1])
+        if X1 <= X0 or Y1 <= Y0:
+            return None
+        M = np.array([[tf.scale, 0, fx - X0], [0, tf.scale, fy - Y0]], np.float64)
+        out = cv2.warpAffine(patch, M, (X1 - X0, Y1 - Y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        return out, X0, Y0
+
     def _render(self, lips: np.ndarray, coeffs: np.ndarray, tick: int) -> np.ndarray:
         t0 = time.perf_counter()
         j = self.retriever.choose(coeffs)
         t1 = time.perf_counter()
-        dst = self.destination(lips, tick)
+        dst = self._destination(lips, tick)
         src = self.crop(j)
-        res = self.warper.warp(src, self.points[j], dst, (self.size[1], self.size[0]))
+        res = self.warper.warp(src, self.points[j], dst, self._native_hw)
+        placed = None
+        if res is not None:
+            placed = (res.patch, res.x0, res.y0) if self.tf.identity else self._to_output(res.patch, res.x0, res.y0)
         t2 = time.perf_counter()
         out = self.loop.frame(tick).copy()
         alpha = None
-        if res is not None:
-            alpha, _ = blend_into_fast(out, res.patch, res.x0, res.y0, self.cfg.blend)
+        if placed is not None:
+            alpha, _ = blend_into_fast(out, *placed, self.cfg.blend)
         t3 = time.perf_counter()
         self.timings = {"retrieval": t1 - t0, "warp": t2 - t1, "blend": t3 - t2, "total": t3 - t0}
-        self.last = {"mouth": j, "template": self.loop.index(tick), "dst": dst, "lips": lips,
-                     "alpha": alpha, "x0": res.x0 if res else 0, "y0": res.y0 if res else 0}
+        self.last = {"mouth": j, "template": self.loop.index(tick), "dst": self.tf.points(dst), "lips": lips,
+                     "alpha": alpha, "x0": placed[1] if placed else 0, "y0": placed[2] if placed else 0}
         return out

@@ -45,6 +45,8 @@ class MouthRetriever:
         import faiss
 
         self.cfg = cfg or RetrievalConfig()
+        # one query per frame: OpenMP fan-out costs far more than the search (and spins on a busy CPU)
+        faiss.omp_set_num_threads(1)
         self.db = np.ascontiguousarray(coeffs, np.float32)
         if len(self.db) == 0:
             raise ValueError("the mouth database is empty")

@@ -80,7 +80,13 @@ class TemplateLoop:
             raise ValueError("the avatar's idle loop has no frames")
         self.tf = tf
         w, h = tf.size
-        self.in_memory = self.n * w * h * 3 <= memory_budget_mb * 2 ** 20
+        first = decode_jpeg_blob(self.jpeg, self.offsets, 0)
+        budget = memory_budget_mb * 2 ** 20
+        # native frames in memory when they fit: a miss then costs a resize, not a JPEG decode
+        self._native: list[np.ndarray] | None = None
+        if self.n * first.nbytes <= budget:
+            self._native = [first] + [decode_jpeg_blob(self.jpeg, self.offsets, i) for i in range(1, self.n)]
+        self.in_memory = self.n * w * h * 3 <= budget and (tf.identity or self._native is not None)
         self._frames: list[np.ndarray | None] = [None] * self.n
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._ahead = ahead
@@ -93,14 +99,19 @@ class TemplateLoop:
             for i in range(self.n):
                 self._frames[i] = self._decode(i)
         else:
-            log.info("idle loop of %d frames at %dx%d exceeds %.0f MB: decoding ahead on a thread",
-                     self.n, w, h, memory_budget_mb)
+            log.info("idle loop of %d frames at %dx%d exceeds %.0f MB: %s ahead on a thread", self.n, w, h,
+                     memory_budget_mb, "scaling" if self._native is not None else "decoding")
             self._thread = threading.Thread(target=self._prefetch, name="hygie-template", daemon=True)
             self._thread.start()
 
+    def native(self, i: int) -> np.ndarray:
+        """Template frame i at the video's own size."""
+        if self._native is not None:
+            return self._native[i]
+        return decode_jpeg_blob(self.jpeg, self.offsets, i)
+
     def _decode(self, i: int) -> np.ndarray:
-        img = decode_jpeg_blob(self.jpeg, self.offsets, i)
-        return np.ascontiguousarray(self.tf.image(img))
+        return np.ascontiguousarray(self.tf.image(self.native(i)))
 
     def index(self, tick: int) -> int:
         return pingpong_index(tick, self.n)
