@@ -1,0 +1,71 @@
+"""Piecewise-affine warp: a single known affine over the whole mesh is reproduced exactly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from hygie.core.warp import PiecewiseAffineWarper, delaunay, triangle_affines
+
+
+def _texture(h: int, w: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    img = cv2.resize(rng.integers(0, 255, (h // 4, w // 4, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(img)
+
+
+def _points() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    ring = np.stack([40 + 30 * np.cos(np.linspace(0, 2 * np.pi, 16, endpoint=False)),
+                     35 + 25 * np.sin(np.linspace(0, 2 * np.pi, 16, endpoint=False))], 1)
+    inner = rng.uniform([20, 18], [60, 52], (20, 2))
+    return np.concatenate([ring, inner]).astype(np.float32)
+
+
+def test_delaunay_covers_the_hull():
+    pts = _points()
+    tris = delaunay(pts)
+    area = lambda t: 0.5 * abs((t[1, 0] - t[0, 0]) * (t[2, 1] - t[0, 1]) - (t[1, 1] - t[0, 1]) * (t[2, 0] - t[0, 0]))
+    total = sum(area(pts[t]) for t in tris)
+    assert total == pytest.approx(cv2.contourArea(cv2.convexHull(pts)), rel=1e-3)
+
+
+def test_triangle_affines_recover_the_affine():
+    pts = _points()
+    tris = delaunay(pts)
+    A = np.array([[1.3, 0.2, 7.0], [-0.15, 0.9, 4.0]], np.float32)
+    dst = pts @ A[:, :2].T + A[:, 2]
+    inv = cv2.invertAffineTransform(A)
+    per = triangle_affines(pts, dst, tris)
+    assert np.allclose(per, inv[None], atol=1e-3)
+
+
+def test_known_affine_is_reproduced():
+    src_img = _texture(72, 84)
+    pts = _points()
+    A = np.array([[1.25, 0.18, 30.0], [-0.12, 1.1, 22.0]], np.float64)  # rotation + scale + shear + shift
+    dst = (pts @ A[:, :2].T + A[:, 2]).astype(np.float32)
+    w = PiecewiseAffineWarper(delaunay(pts), interpolation=cv2.INTER_LINEAR)
+    res = w.warp(src_img, pts, dst, (160, 200))
+    ref = cv2.warpAffine(src_img, A, (200, 160), flags=cv2.INTER_LINEAR)
+    # compare well inside the mesh (the mesh edge is where pixels stop)
+    hull = cv2.convexHull(dst).reshape(-1, 2)
+    c = hull.mean(0)
+    inner = (c + 0.8 * (hull - c)).astype(np.int32)
+    mask = np.zeros((160, 200), np.uint8)
+    cv2.fillConvexPoly(mask, inner, 1)
+    got = np.zeros_like(ref)
+    h, ww = res.patch.shape[:2]
+    got[res.y0:res.y0 + h, res.x0:res.x0 + ww] = res.patch
+    diff = np.abs(got.astype(int) - ref.astype(int))[mask > 0]
+    assert diff.mean() < 0.6 and np.percentile(diff, 99) <= 3
+
+
+def test_outside_the_mesh_is_transparent_and_off_image_is_none():
+    src = np.full((40, 40, 4), 200, np.uint8)
+    pts = np.array([[5, 5], [35, 5], [35, 35], [5, 35], [20, 20]], np.float32)
+    w = PiecewiseAffineWarper(delaunay(pts))
+    res = w.warp(src, pts, pts + 10, (100, 100))
+    assert res.patch[..., 3].max() == 200 and res.x0 == 15 and res.y0 == 15
+    assert w.warp(src, pts, pts + 500, (100, 100)) is None
