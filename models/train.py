@@ -89,7 +89,7 @@ class LipLoss:
         dd = (pred[:, k:] - pred[:, :-k]) - (y[:, k:] - y[:, :-k])
         ld = ((dd ** 2).sum(-1) * md).sum() / md.sum().clamp(min=1.0) / self.var_d
         total = lc + self.w_open * lo + self.w_diff * ld
-        return total, {"coef": float(lc), "open": float(lo), "diff": float(ld)}
+        return total, {"coef": float(lc.detach()), "open": float(lo.detach()), "diff": float(ld.detach())}
 
 
 def _opening_r(loss: LipLoss, pred: np.ndarray, y: np.ndarray, m: np.ndarray) -> float:

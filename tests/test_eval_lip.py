@@ -1,0 +1,85 @@
+"""Lip evaluation metrics, baselines, and a short real training run on the GRID enrollment."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from hygie.core.errors import HygieError
+from hygie.models.evaluate import Truth, best_lag, metrics, pearson, EvalConfig
+
+
+def test_pearson_and_lag_sign():
+    rng = np.random.default_rng(0)
+    true = np.convolve(rng.standard_normal(400), np.ones(5) / 5, "same")
+    late = np.roll(true, 3)  # prediction 3 frames late: pred[t] = true[t-3]
+    lag, r = best_lag(late, true, 10)
+    assert lag == 3 and r > 0.99
+    assert best_lag(np.roll(true, -2), true, 10)[0] == -2
+    assert pearson(true, true) == pytest.approx(1.0)
+
+
+def test_metrics_on_synthetic_lips():
+    rng = np.random.default_rng(1)
+    n = 200
+    lips = rng.normal(0, 0.01, size=(n, 40, 2))
+    truth = Truth(np.arange(n) / 25, lips, np.ones(n, bool))
+    m = metrics(lips.copy(), truth, np.zeros(n, bool), 0.05, EvalConfig())
+    assert m["lmd"] == pytest.approx(0.0) and m["opening_r"] == pytest.approx(1.0) and m["lag"] == 0
+
+
+def test_baselines_and_closed_range(grid_avatar):
+    from hygie.core.package import load_package
+    from hygie.models.baselines import NAMES, Baselines
+    from hygie.models.evaluate import closed_threshold
+
+    av = load_package(grid_avatar)
+    b = Baselines.fit(av)
+    mel = av.features["mel"][:3000]
+    t = av.track["times"][:700]
+    for name in NAMES:
+        c = b.predict(name, mel, t)
+        assert c.shape == (700, av.track["coeffs"].shape[1]) and np.all(np.isfinite(c))
+    thr = closed_threshold(av, EvalConfig())
+    assert 0 < thr < np.nanpercentile(av.track["opening"], 90)
+
+
+def test_package_without_features_is_refused(grid_avatar_copy):
+    torch = pytest.importorskip("torch", reason="needs the 'train' extra")  # noqa: F841
+    from hygie.core.package import load_package, update_package
+    from hygie.models.dataset import build_dataset
+
+    (grid_avatar_copy / "features.npz").unlink()
+    update_package(grid_avatar_copy)
+    with pytest.raises(HygieError, match="features"):
+        build_dataset(load_package(grid_avatar_copy))
+
+
+def test_short_real_training_beats_mean_mouth(grid_avatar, tmp_path):
+    """Train briefly on the first 100 s of the GRID enrollment; validation (last 10 s) beats the mean mouth."""
+    pytest.importorskip("torch", reason="needs the 'train' extra")
+    from hygie.core.lipmodel import LipModel
+    from hygie.core.package import load_package
+    from hygie.models.train import TrainConfig, train_package
+
+    pkg = tmp_path / "avatar"
+    shutil.copytree(grid_avatar, pkg, ignore=shutil.ignore_patterns("mouths.npz", "template.npz", "report.html"))
+    for name in ("mouths.npz", "template.npz"):  # large and not needed for training: link them
+        (pkg / name).symlink_to(grid_avatar / name)
+    for p in pkg.iterdir():
+        if not p.is_symlink():
+            p.chmod(0o644)
+    meta = json.loads((pkg / "avatar.json").read_text())
+    meta["files"].pop("report.html", None)
+    (pkg / "avatar.json").write_text(json.dumps(meta))
+    cfg = TrainConfig(steps=150, batch=12, chunk=150, eval_every=50, max_seconds=100, progress=False)
+    res = train_package(pkg, seed=0, config=cfg)
+    assert res["val_loss"] < 0.8 * res["mean_mouth_val_loss"], res
+    assert res["onnx_parity"]["torch_vs_onnx"] <= 1e-4
+    av = load_package(pkg)  # hashes refreshed
+    assert av.has_lip_model and "lip_model" in av.meta
+    lip = LipModel(av)
+    out = lip.predict(av.features["mel"][:500])
+    assert out.shape == (500, av.track["coeffs"].shape[1]) and np.all(np.isfinite(out))
