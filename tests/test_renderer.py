@@ -1,0 +1,110 @@
+"""Renderer on the real GRID s1 package: API, idle stillness, ping-pong, sizes, exact landing of the lips."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from hygie.core import geometry as G
+from hygie.core.template import OutputTransform, pingpong_index
+
+
+def test_pingpong_never_jumps():
+    n = 7
+    seq = [pingpong_index(t, n) for t in range(40)]
+    assert seq[:14] == [0, 1, 2, 3, 4, 5, 6, 5, 4, 3, 2, 1, 0, 1]
+    assert max(abs(np.diff(seq))) == 1
+    assert pingpong_index(5, 1) == 0
+
+
+def test_output_transform_letterbox_and_crop():
+    lb = OutputTransform.fit((360, 288), (1280, 720), "letterbox")
+    assert lb.scale == pytest.approx(2.5) and lb.ox == 190 and lb.oy == 0
+    cr = OutputTransform.fit((360, 288), (1280, 720), "crop")
+    assert cr.scale == pytest.approx(1280 / 360) and cr.ox == 0 and cr.oy < 0
+
+
+@pytest.fixture(scope="module")
+def avatar(grid_avatar):
+    from hygie.core.package import load_package
+
+    return load_package(grid_avatar)
+
+
+@pytest.fixture(scope="module")
+def renderer(avatar):
+    from hygie.core.renderer import Renderer
+
+    r = Renderer(avatar)
+    yield r
+    r.close()
+
+
+def test_api_shapes(renderer, avatar):
+    w, h = avatar.frame_size
+    f = renderer.render(None, 0)
+    assert f.shape == (h, w, 3) and f.dtype == np.uint8
+    K = avatar.pca["components"].shape[0]
+    assert renderer.closed_coeffs.shape == (K,)
+    assert renderer.render(np.zeros(K, np.float32), 1).shape == (h, w, 3)
+    assert renderer.idle_frame(3).shape == (h, w, 3)
+    assert set(renderer.timings) == {"retrieval", "warp", "blend", "total"}
+
+
+def test_idle_mouth_is_still(renderer):
+    """Silence: the same real closed mouth every frame (only the template around it moves)."""
+    renderer.reset()
+    picks = []
+    for t in range(30):
+        renderer.render(None, t)
+        picks.append(renderer.last["mouth"])
+    assert len(set(picks)) == 1
+
+
+def test_non_finite_request_falls_back_to_idle(renderer, avatar):
+    bad = np.full((40, 2), np.nan, np.float32)
+    f = renderer.render_lips(bad, 4)
+    assert f.shape[2] == 3 and np.isfinite(renderer.last["dst"]).all()
+
+
+def test_template_own_mouth_reproduces_the_template(renderer, avatar):
+    """Asking for the template frame's own lips changes the frame only slightly in the mouth box."""
+    t = avatar.template
+    i = 10
+    lips = avatar.track["lips"][t["frame"][i]]
+    f = renderer.render_lips(lips, i).astype(np.float32)
+    tpl = renderer.idle_frame(i).astype(np.float32)
+    x0, y0 = np.floor(renderer.last["dst"][:40].min(0)).astype(int) - 4
+    x1, y1 = np.ceil(renderer.last["dst"][:40].max(0)).astype(int) + 4
+    assert np.abs(f[y0:y1, x0:x1] - tpl[y0:y1, x0:x1]).mean() < 12
+
+
+def test_lips_land_where_requested(renderer, avatar):
+    """The destination lips are the requested canonical lips in the template frame's pose."""
+    i = 5
+    lips = avatar.track["lips"][avatar.template["frame"][i]] + np.array([0.0, 0.02], np.float32)
+    renderer.render_lips(lips, i)
+    pose = G.Similarity.from_array(avatar.template["pose"][i])
+    img = pose.inverse_apply(np.c_[lips, avatar.template["lips_z"][i]])[:, :2]
+    assert np.allclose(renderer.last["dst"][:40], img, atol=1e-2)
+
+
+@pytest.mark.parametrize("fit", ["letterbox", "crop"])
+def test_scaled_output(avatar, fit):
+    from hygie.core.renderer import Renderer, RendererConfig
+
+    r = Renderer(avatar, out_size=(1280, 720), cfg=RendererConfig(fit=fit))
+    try:
+        lips = avatar.track["lips"][avatar.template["frame"][0]]
+        for t in range(5):
+            f = r.render_lips(lips, t)
+        assert f.shape == (720, 1280, 3)
+        if fit == "letterbox":
+            assert f[:, :100].max() == 0 and f[:, -100:].max() == 0  # bars
+        # the mouth sits inside the picture and the blend touched it
+        d = r.last["dst"][:40]
+        assert (d[:, 0] > 0).all() and (d[:, 0] < 1280).all() and (d[:, 1] > 0).all() and (d[:, 1] < 720).all()
+        assert r.last["alpha"] is not None and r.last["alpha"].max() == 255
+    finally:
+        r.close()
