@@ -77,12 +77,14 @@ class MelNormaliser:
         """Floor estimate *after* each frame: (…, n, M). Advances the state."""
         mel = np.asarray(mel, np.float32)
         out = np.empty_like(mel)
-        f = np.broadcast_to(self.floor, mel[..., 0, :].shape).astype(np.float32).copy()
+        f = self.floor
+        if f.shape != mel.shape[:-2] + mel.shape[-1:]:
+            f = np.broadcast_to(f, mel.shape[:-2] + mel.shape[-1:]).astype(np.float32)
         rise, fall = np.float32(self.rise), np.float32(self.fall)
         for i in range(mel.shape[-2]):
-            x = mel[..., i, :]
-            d = x - f
-            f = f + np.where(d > 0, np.minimum(d, rise), fall * d)
+            d = mel[..., i, :] - f
+            # rise by at most `rise` per frame, fall by `fall` of the gap
+            f = f + (np.minimum(np.maximum(d, 0), rise) + fall * np.minimum(d, 0))
             out[..., i, :] = f
         self.floor = f
         return out

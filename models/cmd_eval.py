@@ -59,17 +59,15 @@ def run(args: argparse.Namespace) -> int:
         except ImportError:
             print("render quality: not available in this install (hygie.models.render_quality missing)")
         else:
-            from hygie.core.lipmodel import LipModel
+            from hygie.models import render_quality
 
-            r = evaluate_render(avatar, args.video, out, LipModel(avatar, threads=args.threads))
+            r = evaluate_render(avatar, args.video, out, driver="model")
             res["render"] = r
-            if isinstance(r, dict) and "table" in r:
-                print(r["table"])
-            else:
-                print(r)
+            fmt = getattr(render_quality, "format_table", None)
+            print(fmt(r) if fmt is not None and isinstance(r, dict) else r)
     (out / "lip_eval.json").write_text(json.dumps(res, indent=1, default=str))
     if args.save_to_package:
-        if not avatar.path.is_dir() or avatar.path != args.avatar.resolve() and not args.avatar.is_dir():
+        if not args.avatar.is_dir():
             raise HygieError("--save-to-package needs a package folder (not a .hygie file).")
         (avatar.path / "quality.json").write_text(json.dumps(res, indent=1, default=str))
         update_package(avatar.path)

@@ -37,7 +37,7 @@ DEFAULT_LOOKAHEAD_MS = 80.0
 class TrainConfig:
     seed: int = 0
     lookahead_ms: float = DEFAULT_LOOKAHEAD_MS
-    steps: int = 900
+    steps: int = 600
     batch: int = 24
     chunk: int = 200  # mel frames (2 s)
     lr: float = 3e-3
@@ -45,7 +45,7 @@ class TrainConfig:
     w_open: float = 1.0
     w_diff: float = 0.5
     eval_every: int = 50
-    patience: int = 6  # evaluations without improvement before stopping
+    patience: int = 5  # evaluations without improvement before stopping
     max_minutes: float = 4.0  # safety cap (breaks step-count determinism only if hit)
     threads: int = 1  # torch threads; 1 is fastest for this small GRU and safe on a busy machine (0 = all cores)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
