@@ -41,6 +41,8 @@ def check_output(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
         raise HygieError(f"{parent}: folder does not exist. Create it or choose another output path.")
+    if not parent.is_dir():
+        raise HygieError(f"{parent} is a file, not a folder. Choose another output path.")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise HygieError(f"{path}: not writable. Choose another output path.")
 
