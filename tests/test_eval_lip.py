@@ -83,3 +83,14 @@ def test_short_real_training_beats_mean_mouth(grid_avatar, tmp_path):
     lip = LipModel(av)
     out = lip.predict(av.features["mel"][:500])
     assert out.shape == (500, av.track["coeffs"].shape[1]) and np.all(np.isfinite(out))
+
+
+def test_eval_and_runtime_import_without_torch():
+    """`hygie eval` and the runtime wrapper must work in an install without the 'train' extra."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from hygie.models import evaluate, cmd_eval, lip_bench, baselines\n"
+            "from hygie.core import lipmodel\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
