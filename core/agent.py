@@ -299,6 +299,23 @@ class Agent:
         return restore
 
 
+def save_measured_latency(s: dict) -> None:
+    """Keep the last p95 so `hygie obs setup` can set OBS's mic sync offset to it."""
+    import json
+    import os
+    from pathlib import Path
+
+    if s.get("latency_p95_ms") is None:
+        return
+    d = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "hygie"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "latency.json").write_text(json.dumps({"p95_ms": round(s["latency_p95_ms"], 1),
+                                                    "p50_ms": round(s.get("latency_p50_ms") or 0, 1)}))
+    except OSError as e:
+        log.debug("latency not saved: %s", e)
+
+
 def format_summary(s: dict) -> str:
     def ms(v):
         return "n/a" if v is None else f"{v:.0f} ms"
@@ -310,7 +327,7 @@ def format_summary(s: dict) -> str:
 
 
 def build_agent(cfg: AgentConfig, source: AudioSource | None = None, on_frame: Callable[[FrameRecord], None] | None = None,
-                state: Any | None = None) -> tuple[Agent, list[Callable[[], None]]]:
+                state: Any | None = None, obs_config: Any | None = None) -> tuple[Agent, list[Callable[[], None]]]:
     """Wire the real parts from a config. Returns the agent and the close functions (reverse order)."""
     from hygie.core.audio_input import AudioInput
     from hygie.core.errors import HygieError
@@ -345,7 +362,7 @@ def build_agent(cfg: AgentConfig, source: AudioSource | None = None, on_frame: C
             closers.append(passthrough.close)
         state = state or make_state()
         if cfg.obs:
-            closers.extend(_start_obs(state))
+            closers.extend(_start_obs(state, obs_config))
         agent = Agent(cfg, source, lip, renderer, camera, avatar.mel_config, state=state, passthrough=passthrough,
                       closed_coeffs=closed, on_frame=on_frame)
         closers.reverse()
@@ -359,7 +376,7 @@ def build_agent(cfg: AgentConfig, source: AudioSource | None = None, on_frame: C
         raise
 
 
-def _start_obs(state: Any) -> list[Callable[[], None]]:
+def _start_obs(state: Any, obs_config: Any | None = None) -> list[Callable[[], None]]:
     """Follow OBS (scene/source/custom events) when the plugin is there; never fatal."""
     try:
         from hygie.plugin import avatar_control
@@ -367,7 +384,7 @@ def _start_obs(state: Any) -> list[Callable[[], None]]:
         log.debug("OBS control not available")
         return []
     try:
-        ctl = avatar_control.AvatarControl(avatar_control.ObsControlConfig(), state)
+        ctl = avatar_control.AvatarControl(obs_config or avatar_control.ObsControlConfig(), state)
         ctl.start()
         return [ctl.stop]
     except Exception as e:

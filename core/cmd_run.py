@@ -28,19 +28,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-obs", dest="obs", action="store_false", help="ignore OBS; the avatar stays on")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
     p.add_argument("--threads", type=int, help="CPU threads for the lip model (default 1)")
+    from hygie.plugin.cmd_obs import add_obs_control_args
+
+    add_obs_control_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hygie.core.agent import build_agent, close_all, format_summary
+    from hygie.core.agent import build_agent, close_all, format_summary, save_measured_latency
+    from hygie.plugin.cmd_obs import obs_control_config
 
     keys = ("avatar", "input", "camera", "fps", "size", "preview", "audio_out", "obs", "duration", "threads")
     cfg = build_config({k: getattr(args, k, None) for k in keys})
-    agent, closers = build_agent(cfg)
+    agent, closers = build_agent(cfg, obs_config=obs_control_config(args))
     try:
         log.info("streaming; Ctrl-C to stop")
         summary = agent.run()
     finally:
         close_all(closers)
+    save_measured_latency(summary)
     print(format_summary(summary))
     return 0

@@ -20,6 +20,7 @@ that prefers not to poll. ``control.status`` / ``state.connected`` say whether O
 
 Modes (``ObsControlConfig.mode``):
 - ``scene``  (default): ON while the program scene is one of ``scenes`` (default "Hygie Avatar").
+  While OBS has none of those scenes (never set up), the scene rule is not applied: the avatar stays on.
 - ``source``: ON while a source named ``source`` (default "Hygie Avatar"; the scene of that
   name nested in another scene qualifies) is visible in the program scene, so OBS's own
   per-source Show/Hide hotkeys toggle it. Scene item ids come from GetSceneItemId, cached
@@ -151,6 +152,7 @@ class AvatarControl:
         self._program = ""
         self._item_ids: dict[tuple[str, str], int | None] = {}  # (scene, source) -> id / absent
         self._warned: set[str] = set()
+        self._hinted = False
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> "AvatarControl":
@@ -220,6 +222,8 @@ class AvatarControl:
     def _recompute(self, link: ObsLink, reason: str) -> None:
         cfg = self.config
         if cfg.mode == "scene":
+            if not self._avatar_scene_exists(link):
+                return  # OBS without our scene must not switch the avatar off: nothing to follow yet
             self.state.set(on=self._program in cfg.scenes, reason=reason)
         elif cfg.mode == "source":
             item = self._item_id(link, self._program)
@@ -230,6 +234,20 @@ class AvatarControl:
             self.state.set(on=visible, reason=f"{reason}; source '{cfg.source}' "
                                               f"{'visible' if visible else 'not visible'}")
         # mode "event": only custom events change it
+
+    def _avatar_scene_exists(self, link: ObsLink) -> bool:
+        try:
+            names = {sc.get("sceneName") for sc in link.call("GetSceneList").get("scenes", [])}
+        except ObsRequestError:
+            return True
+        if names & set(self.config.scenes):
+            return True
+        if not self._hinted:
+            self._hinted = True
+            log.info("OBS has no scene named %s: the avatar stays on. Run 'hygie obs setup' to create it, "
+                     "then switching to that scene turns the avatar on and any other scene turns it off.",
+                     " / ".join(repr(x) for x in self.config.scenes))
+        return False
 
     def _item_id(self, link: ObsLink, scene: str) -> int | None:
         key = (scene, self.config.source)
