@@ -9,7 +9,9 @@ a large one is decoded ahead on a background thread in play order.
 from __future__ import annotations
 
 import logging
+import atexit
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -101,8 +103,12 @@ class TemplateLoop:
         else:
             log.info("idle loop of %d frames at %dx%d exceeds %.0f MB: %s ahead on a thread", self.n, w, h,
                      memory_budget_mb, "scaling" if self._native is not None else "decoding")
-            self._thread = threading.Thread(target=self._prefetch, name="hygie-template", daemon=True)
+            # the thread holds only a weak reference, and stops at exit: a daemon thread still
+            # inside OpenCV when the interpreter tears down aborts the process
+            self._thread = threading.Thread(target=_prefetch_loop, args=(weakref.ref(self),),
+                                            name="hygie-template", daemon=True)
             self._thread.start()
+            _live.add(self)
 
     def native(self, i: int) -> np.ndarray:
         """Template frame i at the video's own size."""
@@ -136,23 +142,42 @@ class TemplateLoop:
         while len(self._cache) > 2 * self._ahead + 2:
             self._cache.popitem(last=False)
 
-    def _prefetch(self) -> None:
-        while True:
+    def _prefetch_step(self) -> bool:
+        """Decode one frame the player will need soon; False when asked to stop."""
+        with self._lock:
+            if not self._stop and all(self.index(self._next_tick + k) in self._cache for k in range(self._ahead)):
+                self._want.wait(0.2)
+            if self._stop:
+                return False
+            todo = [i for i in (self.index(self._next_tick + k) for k in range(self._ahead)) if i not in self._cache]
+        if todo:
+            img = self._decode(todo[0])
             with self._lock:
-                while not self._stop and all(self.index(self._next_tick + k) in self._cache for k in range(self._ahead)):
-                    self._want.wait(0.5)
-                if self._stop:
-                    return
-                todo = [self.index(self._next_tick + k) for k in range(self._ahead)]
-                todo = [i for i in todo if i not in self._cache]
-            for i in todo[:1]:
-                img = self._decode(i)
-                with self._lock:
-                    self._put(i, img)
+                self._put(todo[0], img)
+        return True
 
     def close(self) -> None:
         with self._lock:
             self._stop = True
             self._want.notify_all()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
+        _live.discard(self)
+
+
+
+_live: "weakref.WeakSet[TemplateLoop]" = weakref.WeakSet()
+
+
+def _prefetch_loop(ref: "weakref.ref[TemplateLoop]") -> None:
+    while True:
+        loop = ref()
+        if loop is None or not loop._prefetch_step():
+            return
+        del loop
+
+
+@atexit.register
+def _stop_all() -> None:
+    for loop in list(_live):
+        loop.close()
