@@ -26,6 +26,8 @@ class FakeObs:
         self.calls.append(req)
         if req == "GetCurrentProgramScene":
             return {"currentProgramSceneName": self.program}
+        if req == "GetSceneList":
+            return {"scenes": [{"sceneName": n} for n in self.scenes]}
         if req == "GetSceneItemId":
             item = self.scenes.get(d["sceneName"], {}).get(d["sourceName"])
             if item is None:
@@ -67,10 +69,26 @@ def test_scene_mode():
 
 
 def test_scene_rename_of_program_scene_is_followed():
-    fake, st, ctl = make("scene", program="Hygie Avatar")
+    fake, st, ctl = make("scene", program="Talk", scenes=("Hygie Avatar", "Talk"))
+    fake.scenes["Talk"] = {}
     assert st.on
-    ctl.on_event(fake, ev("SceneNameChanged", oldSceneName="Hygie Avatar", sceneName="Renamed"))
+    fake.scenes["Renamed"] = fake.scenes.pop("Talk")
+    ctl.on_event(fake, ev("SceneNameChanged", oldSceneName="Talk", sceneName="Renamed"))
     assert st.on is False
+
+
+def test_obs_without_the_avatar_scene_leaves_the_avatar_on():
+    fake = FakeObs("Scene")
+    del fake.scenes["Hygie Avatar"]
+    state = AvatarState(on=True)
+    ctl = AvatarControl(ObsControlConfig(mode="scene"), state)
+    ctl.on_connected(fake)
+    assert state.on is True  # a user who never ran 'hygie obs setup' still gets a talking avatar
+    ctl.on_event(fake, ev("CurrentProgramSceneChanged", sceneName="Other"))
+    assert state.on is True
+    fake.scenes["Hygie Avatar"] = {}  # now set up: the scene rule applies
+    ctl.on_event(fake, ev("SceneListChanged", scenes=[]))
+    assert state.on is False
 
 
 def test_source_mode_show_hide_and_cache():
