@@ -82,6 +82,18 @@ def damaged_frames(track: LandmarkTrack) -> np.ndarray:
     return (track.grey - grey_base > 0.15) | (track.block > max(2.2, 1.8 * block_base))
 
 
+def subsample_in_runs(idx: np.ndarray, keep: int, run: int) -> np.ndarray:
+    """Keep `keep` of the indices as whole runs of consecutive frames spread over the video.
+
+    Retrieval prefers the source frame that follows the last one shown, so a smaller database
+    keeps continuous stretches rather than every n-th frame.
+    """
+    blocks = [idx[i:i + run] for i in range(0, len(idx), run)]
+    n_blocks = max(1, keep // run)
+    pick = np.linspace(0, len(blocks) - 1, n_blocks).round().astype(int)
+    return np.concatenate([blocks[i] for i in np.unique(pick)])[:keep]
+
+
 def has_face_mask(track: LandmarkTrack) -> np.ndarray:
     return ~np.isnan(track.landmarks[:, 0, 0])
 
@@ -310,7 +322,7 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
 
         db_idx = sub
         if cfg.max_mouths and len(db_idx) > cfg.max_mouths:
-            db_idx = db_idx[np.linspace(0, len(db_idx) - 1, cfg.max_mouths).round().astype(int)]
+            db_idx = subsample_in_runs(db_idx, cfg.max_mouths, run=int(round(3 * fps)))
         db_set = set(db_idx.tolist())
         affines = np.zeros((len(db_idx), 2, 3), np.float32)
         pts = np.zeros((len(db_idx), len(G.MOUTH_REGION), 2), np.float32)
