@@ -61,6 +61,7 @@ class AugmentConfig:
     pitch_bins: float = 1.5  # +- mel-bin shift (~ +-6 % pitch)
     p_speed: float = 0.5
     speed: float = 0.1  # +- 10 %
+    freq_mask_bins: int = 0  # SpecAugment-style: up to this many adjacent mel bands set to the floor
     p_adapted_floor: float = 0.8  # the normaliser starts adapted to the new conditions (as after a few s live)
 
 
@@ -178,6 +179,12 @@ class Augmenter:
             noise = np.exp(level)[None] * rng.exponential(1.0, size=x.shape).astype(np.float32)
             x = np.log(np.exp(x) + noise)
             floor = np.log(np.exp(floor) + np.exp(level))
+        if c.freq_mask_bins > 0:
+            w = int(rng.integers(0, c.freq_mask_bins + 1))
+            if w:
+                a = int(rng.integers(0, M - w + 1))
+                x = x.copy()
+                x[:, a:a + w] = floor[a:a + w]
         if rng.random() >= c.p_adapted_floor:
             floor = self.floor.copy()
         return x.astype(np.float32), floor.astype(np.float32)

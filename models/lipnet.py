@@ -27,6 +27,7 @@ class LipNetConfig:
     hidden: int = 128
     gru_layers: int = 1
     lookahead: int = 8  # mel frames (10 ms each)
+    dropout: float = 0.0  # training only (GRU input and head input)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -51,6 +52,7 @@ class LipNet(nn.Module):
         self.convs = nn.ModuleList(nn.Conv1d(chans[i], chans[i + 1], k) for i, k in enumerate(cfg.conv_kernels))
         self.gru = nn.GRU(chans[-1], cfg.hidden, num_layers=cfg.gru_layers, batch_first=True)
         self.head = nn.Linear(cfg.hidden, cfg.n_out)
+        self.drop = nn.Dropout(cfg.dropout)
         # the head predicts standardised coefficients; these buffers map back to PCA units
         self.register_buffer("out_scale", torch.ones(cfg.n_out) if out_scale is None else out_scale.float().clone())
         self.register_buffer("out_bias", torch.zeros(cfg.n_out) if out_bias is None else out_bias.float().clone())
@@ -73,9 +75,9 @@ class LipNet(nn.Module):
             x = torch.cat([st, x], dim=2)
             new_state.append(x[:, :, -(k - 1):])
             x = torch.relu(conv(x))
-        y, h = self.gru(x.transpose(1, 2), state[-1])
+        y, h = self.gru(self.drop(x.transpose(1, 2)), state[-1])
         new_state.append(h)
-        out = self.head(y) * self.out_scale + self.out_bias
+        out = self.head(self.drop(y)) * self.out_scale + self.out_bias
         return (out, *new_state)
 
     def n_params(self) -> int:

@@ -154,3 +154,19 @@ def test_bad_input_errors(exported):
         LipModel(FakeAvatar(out, MelConfig(n_mels=40)), model_dir=out)
     with pytest.raises(HygieError, match="mel parameters"):
         LipModel(FakeAvatar(out, MelConfig(hop_length=320)), model_dir=out)
+
+
+def test_training_is_deterministic():
+    from hygie.models.train import TrainConfig, train_model
+
+    data = _data()
+    rng = np.random.default_rng(7)
+    data.videos[0].target[:] = rng.normal(0, 0.1, size=data.videos[0].target.shape).astype(np.float32)
+    data.opening_basis = rng.normal(0, 1, size=(K + 1, 2)).astype(np.float32)
+    cfg = TrainConfig(steps=6, batch=4, chunk=100, eval_every=3, progress=False,
+                      net=LipNetConfig(conv_channels=16, hidden=16))
+    m1, h1 = train_model(data, cfg)
+    m2, h2 = train_model(data, cfg)
+    for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert h1["history"] == h2["history"]
