@@ -25,6 +25,7 @@ class BlendConfig:
     feather: float = 0.10  # feather width in IOD units (crop pixels = feather * px_per_iod)
     gain_limits: tuple[float, float] = (0.8, 1.25)  # colour-gain clamp: never recolour a whole mouth
     band: tuple[float, float] = (0.05, 0.6)  # alpha range treated as the shared skin band
+    gain_smooth: float = 0.3  # per-frame step of the colour gain towards the new measurement
 
 
 def crop_alpha(points: np.ndarray, size: tuple[int, int], feather_px: float) -> np.ndarray:
@@ -69,8 +70,13 @@ def blend_into(frame: np.ndarray, patch_bgra: np.ndarray, x0: int, y0: int, cfg:
     return alpha, gain
 
 
-def blend_into_fast(frame: np.ndarray, patch_bgra: np.ndarray, x0: int, y0: int, cfg: BlendConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Same result as `blend_into` (to rounding), with OpenCV kernels: the render path."""
+def blend_into_fast(frame: np.ndarray, patch_bgra: np.ndarray, x0: int, y0: int, cfg: BlendConfig,
+                    prev_gain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Same result as `blend_into` (to rounding), with OpenCV kernels: the render path.
+
+    `prev_gain` (the last frame's gain) smooths the colour match over time: a gain
+    re-measured from scratch every frame would make the mouth's brightness shimmer.
+    """
     import cv2
 
     h, w = patch_bgra.shape[:2]
@@ -83,6 +89,11 @@ def blend_into_fast(frame: np.ndarray, patch_bgra: np.ndarray, x0: int, y0: int,
         pm = np.array(cv2.mean(patch, band)[:3], np.float32)
         bm = np.array(cv2.mean(roi, band)[:3], np.float32)
         gain = np.clip((bm + 1.0) / (pm + 1.0), *cfg.gain_limits).astype(np.float32)
+        if prev_gain is not None:
+            gain = (prev_gain + cfg.gain_smooth * (gain - prev_gain)).astype(np.float32)
+    elif prev_gain is not None:
+        gain = prev_gain
+    if np.any(np.abs(gain - 1.0) > 1e-3):
         # per-channel gain through a lookup table (cv2.multiply by a scalar tuple is ~10x slower)
         table = np.clip(np.arange(256, dtype=np.float32)[:, None] * gain[None, :] + 0.5, 0, 255).astype(np.uint8)
         patch = cv2.LUT(patch, table.reshape(256, 1, 3))

@@ -116,7 +116,12 @@ def run(avatar, sizes: list[tuple[int, int] | None] | None = None, frames: int =
     try:
         model_ms = _model_step_ms(avatar, avatar.fps)
         out: dict = {"model_step_ms": model_ms}
+        seen = set()
         for s in sizes:
+            key = tuple(s) if s is not None else tuple(avatar.frame_size)
+            if key in seen:  # a 720p avatar: native is already 1280x720
+                continue
+            seen.add(key)
             r = bench_size(avatar, s, frames, pace=pace)
             if model_ms is not None:
                 r["total_with_model_ms"] = r["total_ms"] + model_ms

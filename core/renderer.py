@@ -78,6 +78,7 @@ class Renderer:
         tc = tc[np.isfinite(tc).all(1)]
         self.closed_coeffs = (np.median(tc, axis=0) if len(tc) else np.zeros(m["coeffs"].shape[1])).astype(np.float32)
         self._crops: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._gain: np.ndarray | None = None
         self.timings: dict[str, float] = {}
         self.last: dict = {}
         cv2.setUseOptimized(True)
@@ -98,6 +99,7 @@ class Renderer:
     def reset(self) -> None:
         """Forget the temporal state (a new utterance or stream)."""
         self.retriever.reset()
+        self._gain = None
 
     def idle_frame(self, tick: int) -> np.ndarray:
         """The raw template frame (no mouth work): a cheap fallback."""
@@ -164,7 +166,10 @@ class Renderer:
 
     def _render(self, lips: np.ndarray, coeffs: np.ndarray, tick: int) -> np.ndarray:
         t0 = time.perf_counter()
+        p = self.retriever.prev
         j = self.retriever.choose(coeffs)
+        # colour gain smoothed along a run of the same source footage, re-measured on a jump
+        same_run = p >= 0 and (j == p or j == self.retriever.succ[p])
         t1 = time.perf_counter()
         dst = self._destination(lips, tick)
         src = self.crop(j)
@@ -176,7 +181,8 @@ class Renderer:
         out = self.loop.frame(tick).copy()
         alpha = None
         if placed is not None:
-            alpha, _ = blend_into_fast(out, *placed, self.cfg.blend)
+            alpha, self._gain = blend_into_fast(out, *placed, self.cfg.blend,
+                                                prev_gain=self._gain if same_run else None)
         t3 = time.perf_counter()
         self.timings = {"retrieval": t1 - t0, "warp": t2 - t1, "blend": t3 - t2, "total": t3 - t0}
         self.last = {"mouth": j, "template": self.loop.index(tick), "dst": self.tf.points(dst), "lips": lips,

@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class RetrievalConfig:
     k: int = 16  # nearest candidates from FAISS
-    jump: float = 0.012  # IOD; ~6x MediaPipe jitter: the warp fixes the shape, a new texture must earn its place
-    stay: float = 0.003  # IOD; hysteresis in favour of the current run
+    jump: float = 0.02  # IOD; ~10x MediaPipe jitter: the warp fixes the shape, a new texture must earn its place
+    stay: float = 0.005  # IOD; hysteresis in favour of the current run
 
 
 class MouthRetriever:
