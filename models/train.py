@@ -159,7 +159,8 @@ def train_model(data: LipData, cfg: TrainConfig) -> tuple[LipNet, dict[str, Any]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        run_loss = float(loss) if run_loss is None else 0.9 * run_loss + 0.1 * float(loss)
+        lv = float(loss.detach())
+        run_loss = lv if run_loss is None else 0.9 * run_loss + 0.1 * lv
         bar.update(1)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             v = evaluate_validation(model, loss_fn, val)
