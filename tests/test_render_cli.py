@@ -135,3 +135,34 @@ def test_scaled_render_with_separate_audio(grid_avatar, short_clip, tmp_path, ca
     with av.open(str(out)) as c:
         assert (c.streams.video[0].width, c.streams.video[0].height) == (640, 360)
         assert c.streams.audio[0].codec_context.name == "aac"
+
+
+@pytest.fixture(scope="module")
+def trained_avatar(grid_avatar, tmp_path_factory) -> Path:
+    """A copy of the GRID package with a briefly trained lip model (needs the 'train' extra)."""
+    import shutil
+
+    pytest.importorskip("torch", reason="training a lip model for the audio path needs the 'train' extra (torch)")
+    from hygie.core.package import load_package
+
+    if load_package(grid_avatar).has_lip_model:
+        return grid_avatar
+    dst = tmp_path_factory.mktemp("trained") / "grid_s1"
+    shutil.copytree(grid_avatar, dst)
+    for p in dst.iterdir():
+        p.chmod(0o644)
+    assert main(["train", str(dst), "--steps", "20"]) == 0
+    return dst
+
+
+@pytest.mark.parametrize("name", ["jfk/jfk.flac", "cmu_arctic/arctic_a0007.wav"])
+def test_speech_renders_with_the_lip_model(trained_avatar, tmp_path, capsys, name):
+    speech = need(SPEECH / name)
+    out = tmp_path / "speech.mp4"
+    rc, err = _render(capsys, "--avatar", str(trained_avatar), "--audio", str(speech), "-o", str(out))
+    assert rc == 0, err
+    from hygie.core.media import load_audio
+
+    dur = len(load_audio(speech)) / 16000
+    n, vdur, rate, adur = _decode(out)
+    assert abs(vdur - dur) < 0.1 and abs(adur - dur) < 0.1  # picture and sound start together, same length
