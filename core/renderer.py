@@ -44,6 +44,19 @@ class RendererConfig:
     template_memory_mb: float = 384.0
 
 
+def crop_thumbnails(jpeg: np.ndarray, offsets: np.ndarray, size: tuple[int, int] = (21, 18)) -> np.ndarray:
+    """(M, w*h) mean-removed grey thumbnails of every database crop, for the retrieval's appearance term."""
+    import cv2
+
+    n = len(offsets) - 1
+    out = np.zeros((n, size[0] * size[1]), np.float32)
+    for i in range(n):
+        g = cv2.imdecode(jpeg[offsets[i]:offsets[i + 1]], cv2.IMREAD_REDUCED_GRAYSCALE_2)  # half-size decode: faster
+        t = cv2.resize(g, size, interpolation=cv2.INTER_AREA).astype(np.float32).ravel() * (1.0 / 255.0)
+        out[i] = t - t.mean()
+    return out
+
+
 class Renderer:
     def __init__(self, avatar, out_size: tuple[int, int] | None = None, cfg: RendererConfig | None = None):
         import cv2
@@ -58,7 +71,8 @@ class Renderer:
         crop = avatar.meta["crop"]
         self.crop_size = (int(crop["size"][0]), int(crop["size"][1]))
         self.feather_px = self.cfg.blend.feather * float(crop["px_per_iod"])
-        self.retriever = MouthRetriever(m["coeffs"], m["frame"], N_LIPS, self.cfg.retrieval)
+        thumbs = crop_thumbnails(self.jpeg, self.offsets) if self.cfg.retrieval.look > 0 else None
+        self.retriever = MouthRetriever(m["coeffs"], m["frame"], N_LIPS, self.cfg.retrieval, thumbs)
         # bicubic keeps the real mouth's sharpness when it is resampled (bilinear measured 0.70 of real)
         self.warper = PiecewiseAffineWarper(delaunay(self.points.mean(0)), interpolation=cv2.INTER_CUBIC)
         self.tf = OutputTransform.fit(avatar.frame_size, out_size, self.cfg.fit)

@@ -7,7 +7,8 @@ sqrt(40) turns it into an RMS per-point distance in IOD units.
 
 Temporal cost of candidate j, given the previous choice p (all terms in IOD units):
 
-    cost(j) = shape(j) + jump * [j not in {p, succ(p)}] - stay * [j == succ(p) or j == p]
+    cost(j) = shape(j) + (jump + look * appearance(j, p)) * [j not in {p, succ(p)}]
+              - stay * [j == succ(p) or j == p]
 
 - shape(j): RMS lip-point distance between the request and database mouth j.
 - succ(p): the database entry holding the source-video frame right after p's frame.
@@ -15,6 +16,10 @@ Temporal cost of candidate j, given the previous choice p (all terms in IOD unit
   (teeth, tongue and skin move together), so it gets the same treatment as staying.
 - jump: a switch to an unrelated frame costs this much (penalise jumps): a new
   mouth texture appears only when it fits the request clearly better.
+- appearance(j, p): RMS difference of small mean-removed grey thumbnails of the two
+  crops (0..1). Shape neighbours often come from other sentences, lighting or head
+  turns (their thumbnails differ ~5x more than consecutive frames): a jump to a mouth
+  that *looks* alike is cheap, a jump to a different-looking one is what flickers.
 - stay (hysteresis): the current run keeps a margin, so two near-equal candidates
   never alternate frame to frame. With a constant request, once chosen the same
   entry (or a still better successor) wins every frame: no flicker.
@@ -33,15 +38,18 @@ log = logging.getLogger(__name__)
 @dataclass
 class RetrievalConfig:
     k: int = 16  # nearest candidates from FAISS
-    jump: float = 0.02  # IOD; ~10x MediaPipe jitter: the warp fixes the shape, a new texture must earn its place
-    stay: float = 0.005  # IOD; hysteresis in favour of the current run
+    # Tuned on GRID s1 held-out (true-landmark driving): jump 0.004 flickered (stability 1.22x real),
+    # a flat 0.02 over-stretched mouths (sharpness 1.3x real); 0.008 + appearance gave 1.11 / 1.15.
+    jump: float = 0.008  # IOD; ~4x MediaPipe jitter: the warp fixes the shape, a new texture must earn its place
+    look: float = 0.25  # IOD per unit of thumbnail RMS difference (used when thumbnails are given)
+    stay: float = 0.003  # IOD; hysteresis in favour of the current run
 
 
 class MouthRetriever:
     """k-NN over database coefficients + temporal cost. One instance per stream (it keeps state)."""
 
     def __init__(self, coeffs: np.ndarray, frames: np.ndarray, n_points: int = 40,
-                 cfg: RetrievalConfig | None = None):
+                 cfg: RetrievalConfig | None = None, thumbs: np.ndarray | None = None):
         import faiss
 
         self.cfg = cfg or RetrievalConfig()
@@ -58,6 +66,7 @@ class MouthRetriever:
         pos = {int(f): i for i, f in enumerate(frames)}
         self.succ = np.array([pos.get(int(f) + 1, -1) for f in frames], np.int64)
         self.k = min(self.cfg.k, len(self.db))
+        self.thumbs = None if thumbs is None else np.ascontiguousarray(thumbs, np.float32)
         self.prev = -1
 
     def reset(self) -> None:
@@ -83,7 +92,11 @@ class MouthRetriever:
                 ids = np.concatenate([ids, e])
                 dist = np.concatenate([dist, np.linalg.norm(self.db[e] - q, axis=1) / self.norm])
             cont = (ids == p) | (ids == self.succ[p])
-            cost = dist + np.where(cont, -self.cfg.stay, self.cfg.jump)
+            jump = np.full(len(ids), self.cfg.jump)
+            if self.thumbs is not None and self.cfg.look > 0:
+                app = np.sqrt(((self.thumbs[ids] - self.thumbs[p]) ** 2).mean(1))
+                jump += self.cfg.look * app
+            cost = dist + np.where(cont, -self.cfg.stay, jump)
         else:
             cost = dist
         # ties resolve to the lowest cost then lowest id: deterministic, so a constant input is stable

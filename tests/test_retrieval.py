@@ -56,3 +56,14 @@ def test_a_clearly_better_match_wins_over_continuity():
     r.choose(db[10])
     far = int(np.argmax(np.linalg.norm(db - db[10], axis=1)))
     assert r.choose(db[far]) == far
+
+
+def test_a_jump_prefers_a_mouth_that_looks_alike():
+    # entries 0 (current), 1 and 2 unrelated frames with the same shape distance from the request;
+    # 2 looks like the current mouth, 1 does not
+    db = np.array([[0.0, -1.0], [0.05, 0.0], [-0.05, 0.0]], np.float32)
+    thumbs = np.array([[0.1, -0.1], [-0.2, 0.2], [0.1, -0.1]], np.float32)
+    r = MouthRetriever(db, np.array([0, 100, 200]), n_points=1,
+                       cfg=RetrievalConfig(jump=0.001, look=0.5, stay=0.0), thumbs=thumbs)
+    assert r.choose(db[0]) == 0
+    assert r.choose(np.array([0.0, 0.0], np.float32)) == 2  # same distance to 1 and 2; 2 looks alike
