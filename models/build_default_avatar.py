@@ -1,0 +1,121 @@
+"""Re-build the bundled default avatar from the GRID corpus (speaker s1) and record its quality.
+
+    python -m hygie.models.build_default_avatar [--data ../shared/data] [--out models/default_avatar]
+
+Steps: enroll enroll_5min.mp4 (a capped mouth database and an 8 s idle loop keep the package
+small), train the lip model, evaluate on the held-out video (lip model + baselines, the render
+and other voices), drop the training-only audio features, write quality.json, and cut a short
+held-out speech sample for the README's demo. Needs the 'train' extra (torch).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+GRID_LICENCE = (
+    "Built from the GRID corpus, speaker s1 (CC BY 4.0): M. Cooke, J. Barker, S. Cunningham and X. Shao, "
+    "\"An audio-visual corpus for speech perception and automatic speech recognition\", JASA 120(5), 2006. "
+    "Use it as a demo avatar only; never to impersonate the speaker."
+)
+DEMO_SECONDS = 9.0
+MAX_MOUTHS = 3000
+TEMPLATE_SECONDS = 8.0
+
+
+def write_flac(path: Path, audio: np.ndarray, sr: int = 16000) -> None:
+    import av
+
+    tmp = path.with_suffix(".part.flac")
+    with av.open(str(tmp), "w", format="flac") as c:
+        st = c.add_stream("flac", rate=sr)
+        st.layout = "mono"
+        x = np.clip(audio * 32767, -32768, 32767).astype(np.int16)[None, :]
+        fr = av.AudioFrame.from_ndarray(x, format="s16", layout="mono")
+        fr.sample_rate = sr
+        for p in st.encode(fr):
+            c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    tmp.replace(path)
+
+
+def build(data: Path, out: Path, seed: int = 0) -> dict:
+    from hygie.core.enroll import EnrollConfig, enroll
+    from hygie.core.media import load_audio
+    from hygie.core.package import load_package, update_package
+    from hygie.models.evaluate import evaluate, evaluate_voices, format_table, format_voices
+    from hygie.models.render_quality import evaluate_render, format_table as render_table
+    from hygie.models.train import train_package
+
+    enroll_video = data / "grid_s1" / "enroll_5min.mp4"
+    heldout = data / "grid_s1" / "heldout_2min.mp4"
+    voices = sorted((data / "grid_speakers").glob("*.mp4"))
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        pkg = Path(tmp) / "default_avatar"
+        enroll([enroll_video], pkg, EnrollConfig(max_mouths=MAX_MOUTHS, template_seconds=TEMPLATE_SECONDS,
+                                                 licence=GRID_LICENCE))
+        training = train_package(pkg, seed=seed)
+        avatar = load_package(pkg)
+        eval_dir = Path(tmp) / "eval"
+        lip = evaluate(avatar, heldout, eval_dir)
+        print(format_table(lip))
+        vo = evaluate_voices(avatar, voices)
+        print(format_voices(vo))
+        rq_model = evaluate_render(avatar, heldout, eval_dir / "model", driver="model")
+        print(render_table(rq_model))
+        rq_true = evaluate_render(avatar, heldout, eval_dir / "landmarks", driver="landmarks")
+        print(render_table(rq_true))
+        (pkg / "features.npz").unlink()  # training-only; keeps the shipped package small
+        quality = {
+            "heldout_video": heldout.name,
+            "lip_model": lip["methods"],
+            "lookahead_ms": lip["lookahead_ms"],
+            "other_voices_mean_opening_r": vo["mean_opening_r"],
+            "render_model_driven": {k: v for k, v in rq_model.items() if isinstance(v, (int, float, str))},
+            "render_true_landmarks": {k: v for k, v in rq_true.items() if isinstance(v, (int, float, str))},
+            "training": training,
+        }
+        (pkg / "quality.json").write_text(json.dumps(quality, indent=1, default=float))
+        update_package(pkg, {"quality": "quality.json"})
+        for name in ("render_strip.png",):
+            src = eval_dir / "model" / name
+            if src.exists():
+                shutil.copy(src, HERE.parent / "docs" / "default_avatar_strip.png")
+        if (eval_dir / "lip_opening.png").exists():
+            shutil.copy(eval_dir / "lip_opening.png", HERE.parent / "docs" / "default_avatar_opening.png")
+        load_package(pkg)  # verify before replacing the shipped one
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(pkg, out)
+    samples = HERE / "samples"
+    samples.mkdir(exist_ok=True)
+    write_flac(samples / "demo_speech.flac", load_audio(heldout)[: int(DEMO_SECONDS * 16000)])
+    size = sum(p.stat().st_size for p in out.iterdir()) / 2**20
+    print(f"default avatar: {out} ({size:.1f} MB) built in {time.time() - t0:.0f} s")
+    return quality
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=HERE / "default_avatar")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    build(args.data, args.out, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
