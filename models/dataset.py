@@ -61,7 +61,7 @@ class AugmentConfig:
     pitch_bins: float = 1.5  # +- mel-bin shift (~ +-6 % pitch)
     p_speed: float = 0.5
     speed: float = 0.1  # +- 10 %
-    freq_mask_bins: int = 0  # SpecAugment-style: up to this many adjacent mel bands set to the floor
+    freq_mask_bins: int = 8  # SpecAugment-style: up to this many adjacent mel bands set to the floor
     p_adapted_floor: float = 0.8  # the normaliser starts adapted to the new conditions (as after a few s live)
 
 

@@ -27,7 +27,7 @@ class LipNetConfig:
     hidden: int = 128
     gru_layers: int = 1
     lookahead: int = 8  # mel frames (10 ms each)
-    dropout: float = 0.0  # training only (GRU input and head input)
+    dropout: float = 0.1  # training only (GRU input and head input)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -42,9 +42,10 @@ class TrainConfig:
     chunk: int = 200  # mel frames (2 s)
     lr: float = 3e-3
     weight_decay: float = 1e-4
-    w_open: float = 1.0
+    w_open: float = 2.0
     w_diff: float = 0.5
     eval_every: int = 50
+    ema_decay: float = 0.0  # >0: validate/export an exponential moving average of the weights
     patience: int = 5  # evaluations without improvement before stopping
     max_minutes: float = 4.0  # safety cap (breaks step-count determinism only if hit)
     threads: int = 1  # torch threads; 1 is fastest for this small GRU and safe on a busy machine (0 = all cores)
@@ -143,7 +144,8 @@ def train_model(data: LipData, cfg: TrainConfig) -> tuple[LipNet, dict[str, Any]
     log.info("lip model: %d parameters, look-ahead %d ms, %d steps of %d x %.1f s", model.n_params(),
              round(net_cfg.lookahead * 1000 / fr), cfg.steps, cfg.batch, cfg.chunk / fr)
     best = {"loss": math.inf, "step": 0, "opening_r": float("nan")}
-    best_state = copy.deepcopy(model.state_dict())
+    ema = copy.deepcopy(model) if cfg.ema_decay > 0 else model  # the weights that are validated and exported
+    best_state = copy.deepcopy(ema.state_dict())
     hist: list[dict[str, float]] = []
     t0 = time.time()
     bad = 0
@@ -159,15 +161,19 @@ def train_model(data: LipData, cfg: TrainConfig) -> tuple[LipNet, dict[str, Any]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        if ema is not model:
+            with torch.no_grad():
+                for pe, p in zip(ema.parameters(), model.parameters()):
+                    pe.mul_(cfg.ema_decay).add_(p, alpha=1 - cfg.ema_decay)
         lv = float(loss.detach())
         run_loss = lv if run_loss is None else 0.9 * run_loss + 0.1 * lv
         bar.update(1)
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            v = evaluate_validation(model, loss_fn, val)
+            v = evaluate_validation(ema, loss_fn, val)
             hist.append({"step": step, "train": run_loss, "val": v["loss"], "val_opening_r": v["opening_r"]})
             if v["loss"] < best["loss"]:
                 best = {"loss": v["loss"], "step": step, "opening_r": v["opening_r"]}
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = copy.deepcopy(ema.state_dict())
                 bad = 0
             else:
                 bad += 1
@@ -177,10 +183,10 @@ def train_model(data: LipData, cfg: TrainConfig) -> tuple[LipNet, dict[str, Any]
                 break
         if (time.time() - t0) / 60 > cfg.max_minutes:
             log.warning("training stopped at the %.1f-minute cap after %d steps", cfg.max_minutes, step)
-            v = evaluate_validation(model, loss_fn, val)
+            v = evaluate_validation(ema, loss_fn, val)
             if v["loss"] < best["loss"]:
                 best = {"loss": v["loss"], "step": step, "opening_r": v["opening_r"]}
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = copy.deepcopy(ema.state_dict())
             stopped = "time"
             break
     bar.close()
