@@ -41,6 +41,10 @@ class RendererConfig:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
     crop_cache: int = 512  # decoded database crops kept (a crop is ~20-60 kB)
+    jaw_follow: float = 0.5  # how much the skin points (chin, cheeks) follow the requested mouth (0 = template's own)
+    # per-frame weight of the new skin offset (1 = none): skin moves smoothly in reality, while a
+    # detector- or model-driven request jitters; the lips themselves are never smoothed
+    skin_smooth: float = 0.5
     template_memory_mb: float = 384.0
 
 
@@ -88,14 +92,36 @@ class Renderer:
         self._native_hw = (avatar.frame_size[1], avatar.frame_size[0])
         # idle: the person's real closed mouth, held still: the median shape of the idle footage
         tr = avatar.track
-        tc = tr["coeffs"][t["frame"]]
-        tc = tc[np.isfinite(tc).all(1)]
+        tc_all = tr["coeffs"][t["frame"]].astype(np.float32)
+        tc = tc_all[np.isfinite(tc_all).all(1)]
         self.closed_coeffs = (np.median(tc, axis=0) if len(tc) else np.zeros(m["coeffs"].shape[1])).astype(np.float32)
+        self._tpl_coeffs = np.where(np.isfinite(tc_all), tc_all, self.closed_coeffs)
+        self._jaw = self._fit_skin_model(m["coeffs"], float(crop["px_per_iod"]))
         self._crops: OrderedDict[int, np.ndarray] = OrderedDict()
         self._gain: np.ndarray | None = None
+        self._skin: np.ndarray | None = None
         self.timings: dict[str, float] = {}
         self.last: dict = {}
         cv2.setUseOptimized(True)
+
+    def _fit_skin_model(self, coeffs: np.ndarray, px_per_iod: float) -> np.ndarray:
+        """Linear map (K, 53*2) from mouth-shape coefficients to canonical skin-point offsets (IOD).
+
+        Fitted on the database itself (crop pixels are canonical positions up to scale and shift):
+        when the mouth opens the chin and cheeks move with it, so the template's closed-mouth skin
+        points are shifted by the difference in mouth shape, keeping the face consistent
+        (a still chin under an open mouth looks pasted, and unsettles the landmark detector too).
+        """
+        S = self.points[:, N_LIPS:, :].reshape(len(self.points), -1) / px_per_iod
+        C = np.asarray(coeffs, np.float64)
+        ok = np.isfinite(C).all(1) & np.isfinite(S).all(1)
+        if ok.sum() < 4 * C.shape[1]:
+            return np.zeros((C.shape[1], S.shape[1]), np.float32)
+        Cc = C[ok] - C[ok].mean(0)
+        Sc = S[ok] - S[ok].mean(0)
+        lam = 1e-3 * np.trace(Cc.T @ Cc) / Cc.shape[1]  # light ridge: stable on small databases
+        B = np.linalg.solve(Cc.T @ Cc + lam * np.eye(C.shape[1]), Cc.T @ Sc)
+        return (self.cfg.jaw_follow * B).astype(np.float32)
 
     def _projection(self, sim: G.Similarity) -> np.ndarray:
         # img = R.T @ (c - t) / s ; out = scale * img + o
@@ -114,6 +140,7 @@ class Renderer:
         """Forget the temporal state (a new utterance or stream)."""
         self.retriever.reset()
         self._gain = None
+        self._skin = None
 
     def idle_frame(self, tick: int) -> np.ndarray:
         """The raw template frame (no mouth work): a cheap fallback."""
@@ -135,12 +162,21 @@ class Renderer:
 
     def destination(self, lips: np.ndarray, tick: int) -> np.ndarray:
         """(93, 2) output-pixel destination: requested lips in the template pose + its own skin points."""
-        return self.tf.points(self._destination(lips, tick)).astype(np.float32)
+        return self.tf.points(self._destination(lips, tick, self.avatar.lips_to_coeffs(lips))).astype(np.float32)
 
-    def _destination(self, lips: np.ndarray, tick: int) -> np.ndarray:
+    def _destination(self, lips: np.ndarray, tick: int, coeffs: np.ndarray | None = None,
+                     update: bool = False) -> np.ndarray:
         i = self.loop.index(tick)
         c4 = np.concatenate([lips, self._lips_z[i][:, None], np.ones((N_LIPS, 1), np.float32)], axis=1)
-        return np.concatenate([c4 @ self._proj[i].T, self._surround[i]]).astype(np.float32)
+        skin = self._surround[i]
+        if coeffs is not None:
+            d = ((coeffs - self._tpl_coeffs[i]) @ self._jaw).reshape(-1, 2)  # canonical IOD offsets
+            if update:
+                if self._skin is not None:
+                    d = self._skin + self.cfg.skin_smooth * (d - self._skin)
+                self._skin = d
+            skin = skin + d @ self._proj[i][:, :2].T
+        return np.concatenate([c4 @ self._proj[i].T, skin]).astype(np.float32)
 
     def close(self) -> None:
         self.loop.close()
@@ -185,7 +221,7 @@ class Renderer:
         # colour gain smoothed along a run of the same source footage, re-measured on a jump
         same_run = p >= 0 and (j == p or j == self.retriever.succ[p])
         t1 = time.perf_counter()
-        dst = self._destination(lips, tick)
+        dst = self._destination(lips, tick, coeffs, update=True)
         src = self.crop(j)
         res = self.warper.warp(src, self.points[j], dst, self._native_hw)
         placed = None

@@ -108,3 +108,24 @@ def test_scaled_output(avatar, fit):
         assert r.last["alpha"] is not None and r.last["alpha"].max() == 255
     finally:
         r.close()
+
+
+def test_chin_follows_an_opening_mouth(avatar):
+    """Skin points move with the requested mouth (jaw_follow), and stay put at jaw_follow=0."""
+    from hygie.core.renderer import Renderer, RendererConfig
+
+    tr = avatar.track
+    op = np.where(tr["usable"], tr["opening"], -1)
+    wide = tr["lips"][int(np.argsort(op)[-30])]
+    chin = list(G.MOUTH_SURROUND).index(152) + len(G.LIPS)
+    ys = {}
+    for jf in (0.0, 1.0):
+        r = Renderer(avatar, cfg=RendererConfig(jaw_follow=jf))
+        try:
+            r.render_lips(wide, 10)
+            ys[jf] = r.last["dst"][chin, 1]
+            own = avatar.template["landmarks"][r.last["template"], 152, 1]
+        finally:
+            r.close()
+    assert ys[0.0] == pytest.approx(own, abs=1e-3)
+    assert ys[1.0] > ys[0.0] + 1.0  # image y grows downwards: the chin drops
