@@ -178,7 +178,7 @@ def train_model(data: LipData, cfg: TrainConfig) -> tuple[LipNet, dict[str, Any]
             else:
                 bad += 1
             bar.set_postfix(train=f"{run_loss:.3f}", val=f"{v['loss']:.3f}", r=f"{v['opening_r']:.3f}")
-            if bad >= cfg.patience:
+            if bad >= cfg.patience and step < cfg.steps:
                 stopped = "early"
                 break
         if (time.time() - t0) / 60 > cfg.max_minutes:
