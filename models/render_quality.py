@@ -110,17 +110,17 @@ def _box_stats(grey: np.ndarray, prev: np.ndarray | None, box: tuple[int, int, i
     return FrameStats(laplacian_var(g), d)
 
 
-def _strip(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], zoom: float = 2.0) -> np.ndarray:
-    """Columns of (real over rendered) lower-face crops, labelled."""
+def _strip(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]], zoom: float = 2.0) -> np.ndarray:
+    """Columns of (real over rendered) lower-face crops, each centred on its own mouth, labelled."""
     import cv2
 
     cols = []
-    for real, rend, pts in pairs:
-        c = pts.mean(0)
-        half = max(24, int(1.6 * np.ptp(pts[:, 0])))
-        box = (int(c[0] - half), int(c[1] - 0.9 * half), int(c[0] + half), int(c[1] + 0.9 * half))
+    for real, rend, real_pts, rend_pts in pairs:
+        half = max(24, int(1.6 * np.ptp(rend_pts[:, 0])))
         tiles = []
-        for img in (real, rend):
+        for img, pts in ((real, real_pts if real_pts is not None else rend_pts), (rend, rend_pts)):
+            c = pts.mean(0)
+            box = (int(c[0] - half), int(c[1] - 0.9 * half), int(c[0] + half), int(c[1] + 0.9 * half))
             H, W = img.shape[:2]
             x0, y0, x1, y1 = max(box[0], 0), max(box[1], 0), min(box[2], W), min(box[3], H)
             t = cv2.resize(img[y0:y1, x0:x1], (int(2 * half * zoom), int(1.8 * half * zoom)), interpolation=cv2.INTER_CUBIC)
@@ -242,7 +242,7 @@ def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str 
             break
         if k in pairs_rend:
             rend, pts = pairs_rend[k]
-            pairs.append((frame, rend, pts))
+            pairs.append((frame, rend, real_pts[k], pts))
     strip_path = out_dir / "render_strip.png"
     if pairs:
         cv2.imwrite(str(strip_path), _strip(pairs))
