@@ -135,6 +135,17 @@ def render_frames(renderer, n: int, lips: np.ndarray | None = None, coeffs: np.n
             yield f
 
 
+def demo_speech_path() -> Path:
+    """A short held-out GRID s1 recording shipped with the default avatar (CC BY 4.0)."""
+    import hygie.models
+
+    p = Path(hygie.models.__file__).parent / "samples" / "demo_speech.flac"
+    if not p.exists():
+        raise HygieError("give --audio SPEECH (wav/flac/mp3/m4a) or --landmarks-from VIDEO "
+                         "(the bundled demo sentence is missing from this install)")
+    return p
+
+
 def run_render(args: argparse.Namespace) -> int:
     from hygie.core.media import load_audio, probe_video, write_video_with_audio
     from hygie.core.package import load_package
@@ -144,7 +155,8 @@ def run_render(args: argparse.Namespace) -> int:
     check_output(out)
     size = parse_size(args.size)
     if not args.audio and not args.landmarks_from:
-        raise HygieError("give --audio SPEECH (wav/flac/mp3/m4a) or --landmarks-from VIDEO")
+        args.audio = str(demo_speech_path())
+        log.info("no --audio given: rendering the bundled demo sentence %s", args.audio)
     avatar = load_package(args.avatar)
     sr = avatar.mel_config.sample_rate
     audio = load_audio(args.audio, sr) if args.audio else None
@@ -185,7 +197,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="render a lip-synced mp4 of an avatar from speech audio",
                        description="Render an avatar speaking SPEECH (wav/flac/mp3/m4a, any rate) to an H.264+AAC mp4.")
     p.add_argument("--avatar", help="avatar package (folder or .hygie); default: the bundled avatar")
-    p.add_argument("--audio", help="speech audio file (also muxed into the output)")
+    p.add_argument("--audio", help="speech audio file, any rate (also muxed into the output); "
+                                   "default: a bundled demo sentence")
     p.add_argument("--landmarks-from", metavar="VIDEO",
                    help="drive the mouth with the true landmarks of this video (renderer fidelity test); "
                         "its audio is used unless --audio is given")
