@@ -28,9 +28,7 @@ PARITY_TOL = 1e-4
 
 
 def state_names(model: LipNet) -> list[tuple[str, str]]:
-    n_conv = len(model.cfg.conv_kernels)
-    names = [f"conv{i}_state" for i in range(n_conv)] + ["gru_state"]
-    return [(n, n + "_out") for n in names]
+    return [(n, n + "_out") for n in model.state_names()]
 
 
 def _ort_session(path: Path):
@@ -100,7 +98,7 @@ def export_onnx(model: LipNet, data: LipData, out_dir: Path, check_input: np.nda
         "mel": data.mel_config.to_dict(),
         "normalisation": data.norm.to_dict(),
         "n_components": model.cfg.n_out,
-        "network": model.cfg.to_dict(),
+        "network": model.cfg.to_dict() | {"members": len(getattr(model, "members", [model]))},
         "n_params": model.n_params(),
         "parity": par,
     }

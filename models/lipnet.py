@@ -63,6 +63,9 @@ class LipNet(nn.Module):
         shapes.append((self.cfg.gru_layers, batch, self.cfg.hidden))
         return shapes
 
+    def state_names(self) -> list[str]:
+        return [f"conv{i}_state" for i in range(len(self.cfg.conv_kernels))] + ["gru_state"]
+
     def initial_state(self, batch: int = 1) -> list[torch.Tensor]:
         return [torch.zeros(s) for s in self.state_shapes(batch)]
 
@@ -79,6 +82,44 @@ class LipNet(nn.Module):
         new_state.append(h)
         out = self.head(self.drop(y)) * self.out_scale + self.out_bias
         return (out, *new_state)
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class LipEnsemble(nn.Module):
+    """Average of several LipNets (different initialisations), trained each on its own loss.
+
+    Same streaming interface as LipNet; the state is the members' states one after the other.
+    """
+
+    def __init__(self, members: list[LipNet]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.cfg = members[0].cfg
+        self._n = [len(m.state_shapes()) for m in members]
+
+    def state_shapes(self, batch: int = 1) -> list[tuple[int, ...]]:
+        return [s for m in self.members for s in m.state_shapes(batch)]
+
+    def state_names(self) -> list[str]:
+        return [f"m{i}_{n}" for i, m in enumerate(self.members) for n in m.state_names()]
+
+    def initial_state(self, batch: int = 1) -> list[torch.Tensor]:
+        return [torch.zeros(s) for s in self.state_shapes(batch)]
+
+    def member_outputs(self, mel: torch.Tensor, *state: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        outs, new_state, i = [], [], 0
+        for m, n in zip(self.members, self._n):
+            o, *st = m(mel, *state[i:i + n])
+            outs.append(o)
+            new_state.extend(st)
+            i += n
+        return outs, new_state
+
+    def forward(self, mel: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outs, new_state = self.member_outputs(mel, *state)
+        return (torch.stack(outs).mean(0), *new_state)
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

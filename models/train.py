@@ -26,7 +26,7 @@ import torch
 from hygie.core.errors import HygieError
 from hygie.core.package import load_package, update_package
 from hygie.models.dataset import AugmentConfig, ChunkSampler, LipData, build_dataset, validation_sequences
-from hygie.models.lipnet import LipNet, LipNetConfig
+from hygie.models.lipnet import LipEnsemble, LipNet, LipNetConfig
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,10 @@ class TrainConfig:
     w_open: float = 2.0
     w_diff: float = 0.5
     eval_every: int = 50
+    members: int = 1  # >1: an ensemble of that many networks (each trained on its own loss), averaged
     ema_decay: float = 0.0  # >0: validate/export an exponential moving average of the weights
-    patience: int = 5  # evaluations without improvement before stopping
+    patience: int = 5  # evaluations without improvement before stopping...
+    min_steps_frac: float = 0.7  # ...but never before the learning rate has mostly annealed (validation is noisy)
     max_minutes: float = 4.0  # safety cap (breaks step-count determinism only if hit)
     threads: int = 1  # torch threads; 1 is fastest for this small GRU and safe on a busy machine (0 = all cores)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -133,7 +135,11 @@ def train_model(data: LipData, cfg: TrainConfig) -> tuple[LipNet, dict[str, Any]
     net_cfg = LipNetConfig(**{**cfg.net.to_dict(), "conv_kernels": tuple(cfg.net.conv_kernels),
                               "n_mels": data.mel_config.n_mels, "n_out": data.n_components,
                               "lookahead": int(round(cfg.lookahead_ms / 1000 * fr))})
-    model = LipNet(net_cfg, torch.from_numpy(data.coeff_std), torch.from_numpy(data.coeff_mean))
+    scale, bias = torch.from_numpy(data.coeff_std), torch.from_numpy(data.coeff_mean)
+    if cfg.members > 1:
+        model: LipNet | LipEnsemble = LipEnsemble([LipNet(net_cfg, scale, bias) for _ in range(cfg.members)])
+    else:
+        model = LipNet(net_cfg, scale, bias)
     loss_fn = LipLoss(data, cfg.w_open, cfg.w_diff)
     sampler = ChunkSampler(data, cfg.chunk, net_cfg.lookahead, augment=cfg.augment, seed=cfg.seed)
     val = validation_sequences(data, net_cfg.lookahead)
@@ -154,8 +160,12 @@ def train_model(data: LipData, cfg: TrainConfig) -> tuple[LipNet, dict[str, Any]
     bar = tqdm(total=cfg.steps, desc="training lip model", unit="step", disable=not cfg.progress)
     for step in range(1, cfg.steps + 1):
         x, y, m = sampler.batch(cfg.batch)
-        pred = model(torch.from_numpy(x), *model.initial_state(cfg.batch))[0]
-        loss, parts = loss_fn(pred, torch.from_numpy(y), torch.from_numpy(m))
+        xt, yt, mt = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(m)
+        if isinstance(model, LipEnsemble):
+            outs = model.member_outputs(xt, *model.initial_state(cfg.batch))[0]
+            loss = sum(loss_fn(o, yt, mt)[0] for o in outs) / len(outs)
+        else:
+            loss = loss_fn(model(xt, *model.initial_state(cfg.batch))[0], yt, mt)[0]
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -178,7 +188,7 @@ def train_model(data: LipData, cfg: TrainConfig) -> tuple[LipNet, dict[str, Any]
             else:
                 bad += 1
             bar.set_postfix(train=f"{run_loss:.3f}", val=f"{v['loss']:.3f}", r=f"{v['opening_r']:.3f}")
-            if bad >= cfg.patience and step < cfg.steps:
+            if bad >= cfg.patience and cfg.min_steps_frac * cfg.steps <= step < cfg.steps:
                 stopped = "early"
                 break
         if (time.time() - t0) / 60 > cfg.max_minutes:

@@ -170,3 +170,15 @@ def test_training_is_deterministic():
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
         assert torch.equal(a, b), k
     assert h1["history"] == h2["history"]
+
+
+def test_ensemble_streams_and_exports(tmp_path):
+    from hygie.models.lipnet import LipEnsemble
+
+    torch.manual_seed(1)
+    cfg = LipNetConfig(n_out=K, conv_channels=16, hidden=16, lookahead=4)
+    ens = LipEnsemble([LipNet(cfg), LipNet(cfg)]).eval()
+    assert len(ens.state_names()) == len(ens.state_shapes()) == 6
+    export_onnx(ens, _data(), tmp_path)
+    par = parity(ens, tmp_path / "lips.onnx", _mel(60, 2), chunk=1)
+    assert max(par.values()) <= 1e-4
