@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hygie.core.package import load_package, update_package
-    from hygie.models.evaluate import evaluate, evaluate_voices, format_table, format_voices
+    from hygie.models.evaluate import evaluate, evaluate_voices, format_table, format_voices, json_safe
 
     if not args.video.exists():
         raise HygieError(f"{args.video}: no such video.")
@@ -65,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
             res["render"] = r
             fmt = getattr(render_quality, "format_table", None)
             print(fmt(r) if fmt is not None and isinstance(r, dict) else r)
-    (out / "lip_eval.json").write_text(json.dumps(res, indent=1, default=str))
+    (out / "lip_eval.json").write_text(json.dumps(json_safe(res), indent=1, default=str))
     if args.save_to_package:
         if not args.avatar.is_dir():
             raise HygieError("--save-to-package needs a package folder (not a .hygie file).")
-        (avatar.path / "quality.json").write_text(json.dumps(res, indent=1, default=str))
+        (avatar.path / "quality.json").write_text(json.dumps(json_safe(res), indent=1, default=str))
         update_package(avatar.path)
     print(f"saved {out / 'lip_eval.json'} and {out / 'lip_opening.png'}")
     return 0

@@ -8,7 +8,8 @@ in streaming mode, and the mean-mouth, loudness and ridge baselines):
   (frames, -10..+10, positive = prediction late) that maximises it;
 - silent closed: fraction of silent frames (loudness within 4 dB of the audio's noise floor)
   whose predicted opening is in the closed range (<= the 90th percentile of the enrollment's
-  openings on its own silent frames).
+  openings on its own silent frames); also on the silent frames where the real mouth is closed
+  (the real mouth is often open in silence just before or after speech).
 `evaluate_voices` drives the avatar with other speakers' audio; each speaker's own mouth,
 aligned to that speaker's own reference, is the truth (only correlations are comparable).
 """
@@ -149,11 +150,16 @@ def metrics(pred_lips: np.ndarray, truth: Truth, silent: np.ndarray, closed_max:
     ok = truth.ok
     d = np.linalg.norm(pred_lips[ok] - truth.lips[ok], axis=-1).mean(-1)
     po, to = G.mouth_opening(pred_lips), G.mouth_opening(truth.lips)
-    r = pearson(po[ok], to[ok])
-    lag, r_lag = best_lag(np.where(ok, po, np.nan), np.where(ok, to, np.nan), ec.max_lag)
+    if np.std(po[ok]) < 1e-9:  # a constant prediction (the mean mouth) has no correlation and no lag
+        r, lag, r_lag = float("nan"), None, float("nan")
+    else:
+        r = pearson(po[ok], to[ok])
+        lag, r_lag = best_lag(np.where(ok, po, np.nan), np.where(ok, to, np.nan), ec.max_lag)
     s = silent & ok
-    return {"lmd": float(d.mean()), "opening_r": r, "lag": int(lag), "r_at_lag": r_lag,
+    sc = s & (to <= closed_max)  # silent frames where the real mouth is closed too
+    return {"lmd": float(d.mean()), "opening_r": r, "lag": None if lag is None else int(lag), "r_at_lag": r_lag,
             "silent_closed": float(np.mean(po[s] <= closed_max)) if s.any() else float("nan"),
+            "silent_closed_where_truth_closed": float(np.mean(po[sc] <= closed_max)) if sc.any() else float("nan"),
             "frames": int(ok.sum()), "silent_frames": int(s.sum())}
 
 
@@ -185,7 +191,7 @@ def evaluate(avatar: Any, video: Path, out_dir: Path | None = None, truth: Truth
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "lip_eval.json").write_text(json.dumps(res, indent=1))
+        (out_dir / "lip_eval.json").write_text(json.dumps(json_safe(res), indent=1))
         if plot:
             plot_openings(out_dir / "lip_opening.png", times, truth, {k: avatar.coeffs_to_lips(v) for k, v in coeffs.items()},
                           silent)
@@ -218,14 +224,29 @@ def evaluate_voices(avatar: Any, videos: list[Path], truths: dict[str, Truth] | 
     return {"videos": per, "mean_opening_r": mean}
 
 
+def json_safe(o: Any) -> Any:
+    """NaN/inf -> None (strict JSON), recursively; numpy scalars -> Python."""
+    if isinstance(o, dict):
+        return {k: json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [json_safe(v) for v in o]
+    if isinstance(o, (float, np.floating)):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, np.integer):
+        return int(o)
+    return o
+
+
 def format_table(res: dict[str, Any]) -> str:
     lines = [f"{Path(res['video']).name}: {res['frames']} frames ({res['silent_frames']} silent), "
              f"look-ahead {res['lookahead_ms']:.0f} ms, closed range <= {res['closed_max_iod']:.4f} IOD "
              f"(truth closed on {100 * (res['truth_silent_closed'] or 0):.1f}% of silent frames)",
-             f"{'method':<20}{'LMD (IOD)':>11}{'opening r':>11}{'best lag':>10}{'r at lag':>10}{'silent closed':>15}"]
+             f"{'method':<20}{'LMD (IOD)':>11}{'opening r':>11}{'best lag':>10}{'r at lag':>10}{'silent closed':>15}"
+             f"{'(truth closed)':>16}"]
     for name, m in res["methods"].items():
-        lines.append(f"{name:<20}{m['lmd']:>11.4f}{m['opening_r']:>11.3f}{m['lag']:>+10d}{m['r_at_lag']:>10.3f}"
-                     f"{100 * m['silent_closed']:>14.1f}%")
+        lag = "—" if m["lag"] is None else f"{m['lag']:+d}"
+        lines.append(f"{name:<20}{m['lmd']:>11.4f}{m['opening_r']:>11.3f}{lag:>10}{m['r_at_lag']:>10.3f}"
+                     f"{100 * m['silent_closed']:>14.1f}%{100 * m['silent_closed_where_truth_closed']:>15.1f}%")
     return "\n".join(lines)
 
 
