@@ -83,17 +83,17 @@ class MelNormaliser:
         rise, fall = np.float32(self.rise), np.float32(self.fall)
         for i in range(mel.shape[-2]):
             d = mel[..., i, :] - f
-            # rise by at most `rise` per frame, fall by `fall` of the gap
-            f = f + (np.minimum(np.maximum(d, 0), rise) + fall * np.minimum(d, 0))
+            # above the floor: rise by at most `rise`; below: close `fall` of the gap (fall*d > d when d < 0)
+            f = f + np.minimum(np.maximum(d, fall * d), rise)
             out[..., i, :] = f
         self.floor = f
         return out
 
     def __call__(self, mel: np.ndarray) -> np.ndarray:
-        mel = np.asarray(mel, np.float32)
-        floor = self.track(mel)
-        z = (mel - floor - self.mean) * self.inv_std
-        return np.clip(z, -self.cfg.clip, self.cfg.clip).astype(np.float32)
+        z = np.asarray(mel, np.float32) - self.track(mel)
+        z -= self.mean
+        z *= self.inv_std
+        return np.clip(z, -self.cfg.clip, self.cfg.clip, out=z)
 
 
 def load_description(path: Path) -> dict[str, Any]:
