@@ -59,12 +59,8 @@ def run(args: argparse.Namespace) -> int:
         except ImportError:
             print("render quality: not available in this install (hygie.models.render_quality missing)")
         else:
-            from hygie.models import render_quality
-
-            r = evaluate_render(avatar, args.video, out, driver="model")
-            res["render"] = r
-            fmt = getattr(render_quality, "format_table", None)
-            print(fmt(r) if fmt is not None and isinstance(r, dict) else r)
+            # evaluate_render prints its own table (and a progress bar) unless quiet
+            res["render"] = evaluate_render(avatar, args.video, out, driver="model")
     (out / "lip_eval.json").write_text(json.dumps(json_safe(res), indent=1, default=str))
     if args.save_to_package:
         if not args.avatar.is_dir():
