@@ -292,7 +292,7 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
             mel_fn = LogMel(cfg.mel)
             mels = [mel_fn(s.audio) for s in srcs]
             offs = np.concatenate([[0], np.cumsum([len(m) for m in mels])])
-            save_npz(writer.path("features.npz"), mel=np.concatenate(mels).astype(np.float32),
+            save_npz(writer.path("features.npz"), mel=np.concatenate(mels).astype(np.float16),
                      video_offsets=offs.astype(np.int64))
 
         # template loop: one contiguous stretch of a single video

@@ -220,11 +220,21 @@ class Avatar:
 
     @property
     def features(self) -> dict[str, np.ndarray]:
-        return self.arrays("features.npz")
+        f = self.arrays("features.npz")
+        if f["mel"].dtype != np.float32:  # stored as float16 (half the size; ~0.005 nats of precision)
+            f["mel"] = f["mel"].astype(np.float32)
+        return f
 
     @property
     def has_lip_model(self) -> bool:
         return self.has("lips.onnx") and self.has("lips.onnx.json")
+
+    @cached_property
+    def closed_coeffs(self) -> np.ndarray:
+        """The person's mouth at rest: median PCA coefficients over the idle-loop footage."""
+        tc = self.track["coeffs"][self.template["frame"]].astype(np.float32)
+        tc = tc[np.isfinite(tc).all(1)]
+        return (np.median(tc, axis=0) if len(tc) else np.zeros(self.track["coeffs"].shape[1])).astype(np.float32)
 
     def coeffs_to_lips(self, coeffs: np.ndarray) -> np.ndarray:
         """PCA coefficients (..., K) -> canonical lip points (..., 40, 2)."""

@@ -93,8 +93,7 @@ class Renderer:
         # idle: the person's real closed mouth, held still: the median shape of the idle footage
         tr = avatar.track
         tc_all = tr["coeffs"][t["frame"]].astype(np.float32)
-        tc = tc_all[np.isfinite(tc_all).all(1)]
-        self.closed_coeffs = (np.median(tc, axis=0) if len(tc) else np.zeros(m["coeffs"].shape[1])).astype(np.float32)
+        self.closed_coeffs = avatar.closed_coeffs
         self._tpl_coeffs = np.where(np.isfinite(tc_all), tc_all, self.closed_coeffs)
         self._jaw = self._fit_skin_model(m["coeffs"], float(crop["px_per_iod"]))
         self._crops: OrderedDict[int, np.ndarray] = OrderedDict()

@@ -4,7 +4,7 @@
 
 Steps: enroll enroll_5min.mp4 (a capped mouth database and an 8 s idle loop keep the package
 small), train the lip model, evaluate on the held-out video (lip model + baselines, the render
-and other voices), drop the training-only audio features, write quality.json, and cut a short
+and other voices), write quality.json, and cut a short
 held-out speech sample for the README's demo. Needs the 'train' extra (torch).
 """
 from __future__ import annotations
@@ -76,7 +76,6 @@ def build(data: Path, out: Path, seed: int = 0) -> dict:
         print(render_table(rq_model))
         rq_true = evaluate_render(avatar, heldout, eval_dir / "landmarks", driver="landmarks")
         print(render_table(rq_true))
-        (pkg / "features.npz").unlink()  # training-only; keeps the shipped package small
         quality = {
             "heldout_video": heldout.name,
             "lip_model": lip["methods"],
