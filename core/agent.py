@@ -343,14 +343,14 @@ def build_agent(cfg: AgentConfig, source: AudioSource | None = None, on_frame: C
         except ModuleNotFoundError as e:
             raise HygieError(f"this install lacks the live engine ({e.name}); reinstall hygie-avatar") from e
         size = parse_size(cfg.size) or tuple(avatar.frame_size)
-        # Open the microphone first: PulseAudio's first callback can take 1-2 s, the
-        # model and renderer load meanwhile.
+        # Model and renderer first: loading native libraries (faiss, cv2, onnxruntime) while
+        # PortAudio's ALSA/libpulse thread runs crashed the process here (segfault on import).
+        lip = LipModel(avatar, threads=cfg.threads)
+        renderer = Renderer(avatar, out_size=size)
         if source is None:
             source = AudioInput(cfg.input, watchdog_ms=cfg.watchdog_ms)
         source.start()
         closers.append(source.stop)
-        lip = LipModel(avatar, threads=cfg.threads)
-        renderer = Renderer(avatar, out_size=size)
         closed = getattr(renderer, "closed_coeffs", None)
         camera = VirtualCamera(size[0], size[1], cfg.fps, device=cfg.camera, backend=cfg.camera_backend,
                                **cfg.camera_kwargs)

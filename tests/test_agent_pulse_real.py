@@ -6,6 +6,11 @@ of the same audio.
 import threading
 import time
 
+# native libraries load before PortAudio's threads start (importing them later crashed the process)
+import cv2  # noqa: F401
+import faiss  # noqa: F401
+import onnxruntime  # noqa: F401
+import soxr  # noqa: F401
 import numpy as np
 import pytest
 
@@ -16,18 +21,24 @@ FPS = 30.0
 SECONDS = 14.0
 
 
-def _opening_series(frames: list[np.ndarray], reference: np.ndarray) -> np.ndarray:
-    """Mouth opening (canonical IOD units) re-detected by MediaPipe on each frame; NaN without a face."""
-    from hygie.core import geometry as G
-    from hygie.core.face_tracker import FaceTracker
+def _opening_series(frames: list[np.ndarray], reference: np.ndarray, tmp) -> np.ndarray:
+    """Mouth opening (canonical IOD units) re-detected by MediaPipe on each frame; NaN without a face.
 
+    FaceMesh runs in track_video's worker process: this process already holds PortAudio's and
+    onnxruntime's threads, and loading MediaPipe beside them is not needed.
+    """
+    from hygie.core import geometry as G
+    from hygie.core.landmark_pass import track_video
+    from hygie.core.media import write_video_with_audio
+
+    path = tmp / f"frames_{id(frames)}.mp4"
+    write_video_with_audio(path, iter(frames), FPS, None, crf=12)
+    lm = track_video(str(path), workers=1).landmarks.astype(np.float64)
     out = np.full(len(frames), np.nan)
-    with FaceTracker(max_faces=1) as tr:
-        for i, f in enumerate(frames):
-            r = tr.process(f)
-            if r.landmarks is not None:
-                sim, _ = G.align(r.landmarks, reference)
-                out[i] = G.mouth_opening(sim.apply(r.landmarks)[G.LIPS, :2])
+    for i in range(min(len(lm), len(frames))):
+        if np.isfinite(lm[i, 0, 0]):
+            sim, _ = G.align(lm[i], reference)
+            out[i] = G.mouth_opening(sim.apply(lm[i])[G.LIPS, :2])
     return out
 
 
@@ -47,7 +58,7 @@ def _best_lag_r(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[int, float]
 
 @pytest.mark.audio
 @pytest.mark.slow
-def test_live_frames_follow_the_offline_render(pulse):
+def test_live_frames_follow_the_offline_render(pulse, tmp_path):
     from hygie.core.agent import build_agent, close_all
     from hygie.core.agent_config import AgentConfig
     from hygie.core.audio_input import AudioInput
@@ -94,8 +105,8 @@ def test_live_frames_follow_the_offline_render(pulse):
     idx = np.clip(av.mel_config.frame_at(t), 0, len(coeffs) - 1)
     offline = [r.render(coeffs[i], k) for k, i in enumerate(idx)]
     ref = av.track["reference"]
-    live_open = _opening_series(frames, ref)
-    off_open = _opening_series(offline, ref)
+    live_open = _opening_series(frames, ref, tmp_path)
+    off_open = _opening_series(offline, ref, tmp_path)
     lag, corr = _best_lag_r(live_open, off_open, max_lag=int(4 * FPS))
     print(f"live vs offline mouth opening: r={corr:.3f} at lag {lag} frames")
     assert corr >= 0.8
