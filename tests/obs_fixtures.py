@@ -78,6 +78,9 @@ class ObsInstance:
                    HYGIE_OBS_TEST_HOOKS="1")
         # the OBS script finds `hygie` here; tests never start the real agent through it
         env.pop("HYGIE_OBS_PASSWORD", None)
+        # importing cv2 in this process points Qt at the wheel's own plugins; OBS must use its own
+        for k in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_PLUGIN_PATH", "QT_QPA_FONTDIR"):
+            env.pop(k, None)
         return env
 
     def _write_fake_agent(self) -> None:
