@@ -55,8 +55,6 @@ def colour_gain(patch: np.ndarray, base: np.ndarray, alpha: np.ndarray, cfg: Ble
 
 def blend_into(frame: np.ndarray, patch_bgra: np.ndarray, x0: int, y0: int, cfg: BlendConfig) -> tuple[np.ndarray, np.ndarray]:
     """Blend a warped BGRA patch into `frame` in place at (x0, y0); returns (alpha, gain)."""
-    import cv2
-
     h, w = patch_bgra.shape[:2]
     roi = frame[y0:y0 + h, x0:x0 + w]
     alpha = patch_bgra[..., 3]

@@ -40,10 +40,7 @@ def run(args: argparse.Namespace) -> int:
         out = out.with_suffix(".hygie")
     cfg = EnrollConfig(template_seconds=args.template_seconds, max_mouths=args.max_mouths,
                        workers=args.workers, licence=args.licence)
-    if args.no_train or args.zip:
-        path = enroll(args.videos, out, cfg, force=args.force)
-    else:
-        path = enroll(args.videos, out, cfg, force=args.force)
+    path = enroll(args.videos, out, cfg, force=args.force)
     if not args.no_train:
         try:
             from hygie.models.train import train_package

@@ -54,3 +54,15 @@ def grid_avatar_copy(grid_avatar, tmp_path) -> Path:
     for p in dst.iterdir():
         p.chmod(0o644)
     return dst
+
+
+def zip_package(pkg: Path, out: Path, extra: dict[str, str] | None = None) -> Path:
+    """A .hygie file of a package folder (plus hostile extra members, for refusal tests)."""
+    import zipfile
+
+    with zipfile.ZipFile(out, "w") as zf:
+        for p in pkg.iterdir():
+            zf.write(p, p.name)
+        for name, text in (extra or {}).items():
+            zf.writestr(name, text)
+    return out

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import OBAMA, need
+from conftest import OBAMA, need, zip_package
 from hygie.core import geometry as G
 from hygie.core.enroll import EnrollConfig, enroll
 from hygie.core.package import load_package
@@ -85,14 +85,8 @@ def test_grid_report_has_the_plots(grid_avatar):
 
 
 def test_zip_package_round_trip(grid_avatar, tmp_path, monkeypatch):
-    import zipfile
-
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    z = tmp_path / "me.hygie"
-    with zipfile.ZipFile(z, "w") as zf:
-        for p in grid_avatar.iterdir():
-            zf.write(p, p.name)
-    av = load_package(z)
+    av = load_package(zip_package(grid_avatar, tmp_path / "me.hygie"))
     assert av.meta["n_frames"] == 7499
     assert np.array_equal(av.track["usable"], load_package(grid_avatar).track["usable"])
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import zipfile
 
 import numpy as np
 import pytest
 
+from conftest import zip_package
 from hygie.core.errors import PackageError
 from hygie.core.package import load_package, update_package
 
@@ -51,11 +51,7 @@ def test_update_package_rehashes_after_a_change(grid_avatar_copy):
 
 def test_zip_with_path_traversal_is_refused(grid_avatar, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    z = tmp_path / "evil.hygie"
-    with zipfile.ZipFile(z, "w") as zf:
-        for p in grid_avatar.iterdir():
-            zf.write(p, p.name)
-        zf.writestr("../../escape.txt", "owned")
+    z = zip_package(grid_avatar, tmp_path / "evil.hygie", {"../../escape.txt": "owned"})
     with pytest.raises(PackageError, match="unexpected member"):
         load_package(z)
     assert not (tmp_path / "escape.txt").exists()
