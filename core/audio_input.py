@@ -222,6 +222,8 @@ class AudioInput:
                 log.debug("closing audio stream: %s", e)
 
     def start(self) -> "AudioInput":
+        if self._watchdog is not None and self._watchdog.is_alive():
+            return self  # already running: a second stream would leak the first (and crash at GC)
         with self._lock:
             self._open()
         self._stop.clear()

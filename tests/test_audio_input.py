@@ -107,3 +107,20 @@ def test_audio_out_passthrough_plays_into_a_virtual_microphone(pulse):
         ai.stop()
     assert np.sqrt(np.mean(x ** 2)) > 0.05  # the tone came out of the virtual microphone
     assert out.adjustments >= 1
+
+
+@pytest.mark.audio
+def test_start_twice_keeps_one_stream(pulse):
+    """build_agent starts the source it is given; a caller may have started it already."""
+    import threading
+
+    from hygie.core.audio_input import AudioInput
+
+    src = AudioInput("pulse").start()
+    try:
+        stream = src._stream
+        assert src.start() is src
+        assert src._stream is stream
+        assert sum(t.name == "audio-watchdog" for t in threading.enumerate()) == 1
+    finally:
+        src.stop()
