@@ -40,7 +40,8 @@ class PulseServer:
         return f"unix:{self.dir}/native"
 
     def start(self, timeout: float = 10.0) -> None:
-        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "-n", "--disable-shm=yes",
+        # a crashed test run cannot stop it: it exits by itself after 2 min without clients
+        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=120", "-n", "--disable-shm=yes",
                         "--load=module-native-protocol-unix", "--load=module-null-sink sink_name=v"],
                        env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         t_end = time.time() + timeout
