@@ -260,8 +260,7 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
             resid[i] = r
             canon[i] = sim.apply(all_lm[i])
         # landmarks on garbage that slipped through: rigid fit far off the typical one
-        med, mad = np.nanmedian(resid), np.nanmedian(np.abs(resid - np.nanmedian(resid))) + 1e-9
-        outlier = resid > med + 8 * 1.4826 * mad
+        outlier = G.implausible_fits(resid)
         if outlier.sum():
             log.warning("%d frames with an implausible face fit dropped", int(outlier.sum()))
             usable &= ~outlier

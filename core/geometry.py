@@ -110,6 +110,16 @@ def align(landmarks_px: np.ndarray, reference: np.ndarray) -> tuple[Similarity, 
     return sim, res
 
 
+def implausible_fits(residuals: np.ndarray, n_mad: float = 8.0) -> np.ndarray:
+    """Frames whose rigid-fit residual is far above the video's typical one (landmarks on garbage).
+
+    Robust: median + n_mad scaled MADs over the finite residuals; NaN residuals are never flagged.
+    """
+    med = np.nanmedian(residuals)
+    mad = np.nanmedian(np.abs(residuals - med)) + 1e-9
+    return residuals > med + n_mad * 1.4826 * mad
+
+
 def mouth_opening(lips_xy: np.ndarray) -> np.ndarray:
     """Inner-lip gap (13-14) from lip arrays (..., 40, 2) in canonical units."""
     return np.linalg.norm(lips_xy[..., LIP_POS[LOWER_INNER], :] - lips_xy[..., LIP_POS[UPPER_INNER], :], axis=-1)

@@ -67,9 +67,7 @@ def truth_from_track(track: Any, reference: np.ndarray | None = None) -> Truth:
     for i in np.flatnonzero(ok):
         sim, resid[i] = G.align(lm[i], reference)
         lips[i] = sim.apply(lm[i])[G.LIPS, :2]
-    med = np.nanmedian(resid)
-    mad = np.nanmedian(np.abs(resid - med)) + 1e-9
-    ok &= ~(resid > med + 8 * 1.4826 * mad)
+    ok &= ~G.implausible_fits(resid)
     lips[~ok] = np.nan
     return Truth(np.asarray(track.times, np.float64), lips, ok)
 

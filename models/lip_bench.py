@@ -3,13 +3,23 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from hygie.core.lipmodel import DESC_FILE, MODEL_FILE, LipModel
 
 log = logging.getLogger(__name__)
+
+
+def _time_each(step: Callable[[np.ndarray], Any], frames: np.ndarray) -> np.ndarray:
+    """Seconds taken by `step` on each single-frame slice of `frames`."""
+    out = np.empty(len(frames))
+    for i in range(len(frames)):
+        t0 = time.perf_counter()
+        step(frames[i:i + 1])
+        out[i] = time.perf_counter() - t0
+    return out
 
 
 def run(avatar: Any, n_steps: int = 2000, threads: int = 1) -> dict[str, Any]:
@@ -20,17 +30,9 @@ def run(avatar: Any, n_steps: int = 2000, threads: int = 1) -> dict[str, Any]:
     z = lip.norm(mel)
     for i in range(100):  # warm-up
         lip._run(z[i:i + 1])
-    t_sess = np.empty(n_steps)
-    for i in range(n_steps):
-        t0 = time.perf_counter()
-        lip._run(z[i:i + 1])
-        t_sess[i] = time.perf_counter() - t0
+    t_sess = _time_each(lip._run, z)
     lip.reset()
-    t_push = np.empty(n_steps)
-    for i in range(n_steps):
-        t0 = time.perf_counter()
-        lip.push(mel[i:i + 1])
-        t_push[i] = time.perf_counter() - t0
+    t_push = _time_each(lip.push, mel)
     lip.reset()
     size = (avatar.path / MODEL_FILE).stat().st_size
     res = {

@@ -28,18 +28,12 @@ def _opening_series(frames: list[np.ndarray], reference: np.ndarray, tmp) -> np.
     onnxruntime's threads, and loading MediaPipe beside them is not needed.
     """
     from hygie.core import geometry as G
-    from hygie.core.landmark_pass import track_video
     from hygie.core.media import write_video_with_audio
+    from hygie.models.evaluate import track_truth
 
     path = tmp / f"frames_{id(frames)}.mp4"
     write_video_with_audio(path, iter(frames), FPS, None, crf=12)
-    lm = track_video(str(path), workers=1).landmarks.astype(np.float64)
-    out = np.full(len(frames), np.nan)
-    for i in range(min(len(lm), len(frames))):
-        if np.isfinite(lm[i, 0, 0]):
-            sim, _ = G.align(lm[i], reference)
-            out[i] = G.mouth_opening(sim.apply(lm[i])[G.LIPS, :2])
-    return out
+    return G.mouth_opening(track_truth(path, reference, workers=1).lips)
 
 
 def _best_lag_r(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[int, float]:

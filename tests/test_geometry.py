@@ -56,3 +56,12 @@ def test_mouth_opening_uses_inner_lip_midpoints():
     lips[G.LIP_POS[13]] = [0, 0.30]
     lips[G.LIP_POS[14]] = [0, 0.42]
     assert abs(G.mouth_opening(lips) - 0.12) < 1e-12
+
+
+def test_implausible_fits_flags_only_far_outliers():
+    rng = np.random.default_rng(5)
+    r = 0.006 + 0.001 * rng.standard_normal(500)
+    r[[10, 20]] = [0.02, 0.05]
+    r[30] = np.nan
+    flagged = G.implausible_fits(r)
+    assert set(np.flatnonzero(flagged)) == {10, 20}
