@@ -348,7 +348,7 @@ def build_agent(cfg: AgentConfig, source: AudioSource | None = None, on_frame: C
         lip = LipModel(avatar, threads=cfg.threads)
         renderer = Renderer(avatar, out_size=size)
         if source is None:
-            source = AudioInput(cfg.input, watchdog_ms=cfg.watchdog_ms)
+            source = AudioInput(cfg.input, block_ms=cfg.block_ms, watchdog_ms=cfg.watchdog_ms)
         source.start()
         closers.append(source.stop)
         closed = getattr(renderer, "closed_coeffs", None)

@@ -50,6 +50,7 @@ class AgentConfig:
     vad_min_db: float = -55.0  # and above this absolute level (dBFS)
     vad_hangover_ms: float = 250.0  # keep "speaking" this long after the level drops
     watchdog_ms: float = 500.0
+    block_ms: float = 5.0  # audio callback block; smaller = fresher audio at each frame tick
     camera_kwargs: dict[str, Any] = field(default_factory=dict)  # extra backend arguments (tests)
 
 

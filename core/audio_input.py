@@ -4,7 +4,7 @@ Threads:
 - PortAudio's callback copies the device's native-rate samples into a preallocated
   ring and notes when it ran (no allocation, no I/O, no lock);
 - the consumer (the agent loop) calls `read()`: new samples, resampled to 16 kHz
-  with a soxr streaming resampler, plus their absolute 16 kHz index;
+  with a low-delay streaming resampler (resample.py), plus their absolute 16 kHz index;
 - a watchdog thread reopens the device by name, with backoff, when the stream
   errored or no callback came for `watchdog_ms` (device unplugged, sound server
   restarted). Each (re)open is a new *generation*; `read()` flags the change so the
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from hygie.core.errors import DeviceError
+from hygie.core.resample import LowDelayResampler
 from hygie.core.ring_buffer import SampleRing
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,6 @@ class _Capture:
     """One open stream (one generation): its ring, clock anchors and resampler."""
 
     def __init__(self, generation: int, rate: float, ring_seconds: float):
-        import soxr
-
         self.generation = generation
         self.rate = float(rate)
         self.ring = SampleRing(int(rate * ring_seconds))
@@ -125,8 +124,8 @@ class _Capture:
         self.n_callbacks = 0
         self.status_overflows = 0
         self.errored = False
-        self.resampler = None if int(rate) == TARGET_RATE else soxr.ResampleStream(
-            self.rate, TARGET_RATE, 1, dtype="float32", quality="HQ")
+        # not soxr "HQ" alone: its linear-phase filter would add 12.8 ms of latency (see resample.py)
+        self.resampler = None if int(rate) == TARGET_RATE else LowDelayResampler(self.rate, TARGET_RATE)
         self.out_pos = 0  # 16 kHz index of the next sample handed out
         self.native_pos = 0  # native index of the next sample to read
 
@@ -237,6 +236,9 @@ class AudioInput:
             self._watchdog.join(timeout=2)
         with self._lock:
             self._close()
+            if self._cap is not None:
+                # soxr's nanobind object must not outlive the interpreter (it prints "leaked" warnings at exit)
+                self._cap.resampler = None
 
     def __enter__(self) -> "AudioInput":
         return self.start()
@@ -299,7 +301,7 @@ class AudioInput:
     def read(self) -> AudioChunk:
         """Everything that arrived since the last call, at 16 kHz. Never blocks."""
         cap = self._cap
-        if cap is None:
+        if cap is None or self._stop.is_set():
             return AudioChunk(np.zeros(0, np.float32), 0, self._generation, False)
         start_native, raw = cap.ring.read()
         if start_native != cap.native_pos:  # the ring overflowed: keep indices tied to real time

@@ -26,7 +26,7 @@ def _rss_mb(proc) -> float:
 
 
 def run_agent_bench(minutes: float, avatar: str | None = None, source: str = "file", audio: str | None = None,
-                    fps: float = 30.0, size: str | None = None) -> dict:
+                    fps: float = 30.0, size: str | None = None, block_ms: float | None = None) -> dict:
     import psutil
 
     import vcam_fixtures
@@ -45,13 +45,17 @@ def run_agent_bench(minutes: float, avatar: str | None = None, source: str = "fi
         import sounddevice as sd
         sd._terminate()
         sd._initialize()
-        src = AudioInput("pulse")
+        src = None  # opened with the config's block size below
     else:
         src = FileAudioSource(audio, loop=True)
     cfg = AgentConfig(avatar=avatar, fps=fps, size=size, duration=minutes * 60, obs=False,
                       camera_backend=vcam_fixtures.BACKEND, report_every_s=10.0)
+    if block_ms is not None:
+        cfg.block_ms = block_ms
     samples: list[tuple[float, float]] = []
     try:
+        if src is None:
+            src = AudioInput("pulse", block_ms=cfg.block_ms)
         agent, closers = build_agent(cfg, source=src)
         if pulse is not None:
             from hygie.core.media import load_audio
@@ -98,9 +102,10 @@ def main() -> int:
     ap.add_argument("--audio")
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--size")
+    ap.add_argument("--block-ms", type=float, help="audio callback block (default: the agent's)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    s = run_agent_bench(a.minutes, a.avatar, a.source, a.audio, a.fps, a.size)
+    s = run_agent_bench(a.minutes, a.avatar, a.source, a.audio, a.fps, a.size, a.block_ms)
     print(json.dumps(s, indent=1))
     print(f"fps {s['fps']:.2f} | latency p50 {s['latency_p50_ms']:.0f} ms p95 {s['latency_p95_ms']:.0f} ms | "
           f"CPU {s['cpu_percent']:.0f}% (of one core) | RSS {s['rss_start_mb']:.0f} -> {s['rss_end_mb']:.0f} MB")
