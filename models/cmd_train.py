@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("avatar", type=Path, help="avatar package folder (or .hygie file) made by 'hygie enroll'")
     p.add_argument("--lookahead-ms", type=float, default=None,
-                   help="audio the model may hear after the frame it animates (default 80 ms; it adds to the "
-                        "live latency one for one; 0–120 ms are sensible)")
+                   help="audio the model may hear after the frame it animates (default 50 ms; it adds to the "
+                        "live latency one for one; 0–120 ms are sensible, more = a little more accurate)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed and steps: same model)")
     p.add_argument("--steps", "--epochs", dest="steps", type=int, default=None,
                    help="training steps (default 600; early stopping may end sooner)")

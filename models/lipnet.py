@@ -26,7 +26,7 @@ class LipNetConfig:
     conv_kernels: tuple[int, ...] = (3, 3)
     hidden: int = 128
     gru_layers: int = 1
-    lookahead: int = 8  # mel frames (10 ms each)
+    lookahead: int = 5  # mel frames (10 ms each); training sets it from TrainConfig.lookahead_ms
     dropout: float = 0.1  # training only (GRU input and head input)
 
     def to_dict(self) -> dict[str, Any]:

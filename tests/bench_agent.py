@@ -89,7 +89,8 @@ def run_agent_bench(minutes: float, avatar: str | None = None, source: str = "fi
     warm = [r for t, r in samples if t >= min(60, minutes * 30)]
     summary.update(cpu_percent=cpu, rss_start_mb=rss_start, rss_end_mb=rss_end,
                    rss_after_warmup_mb=warm[0] if warm else None, rss_max_mb=max([r for _, r in samples] or [rss_end]),
-                   source=source, minutes=minutes, cores=psutil.cpu_count())
+                   source=source, minutes=minutes, cores=psutil.cpu_count(),
+                   rss_each_minute_mb=[round(r, 1) for t, r in samples if int(t // 5) % 12 == 0])
     return summary
 
 

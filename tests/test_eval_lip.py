@@ -29,6 +29,26 @@ def test_metrics_on_synthetic_lips():
     m = metrics(lips.copy(), truth, np.zeros(n, bool), 0.05, EvalConfig())
     assert m["lmd"] == pytest.approx(0.0) and m["opening_r"] == pytest.approx(1.0) and m["lag"] == 0
 
+def test_silent_frames_are_pauses_not_gaps_between_words():
+    """Quiet = near the noise floor; silent = quiet with no speech within 100 ms either side."""
+    from hygie.core.mel import LogMel, MelConfig
+    from hygie.models.evaluate import silence_mask
+
+    sr = 16000
+    rng = np.random.default_rng(3)
+    a = 1e-4 * rng.standard_normal(3 * sr)
+    for t0, t1 in ((1.0, 1.5), (1.6, 1.8)):  # two "words" 100 ms apart (a stop closure), then a pause
+        a[int(t0 * sr):int(t1 * sr)] += 0.3 * rng.standard_normal(int(t1 * sr) - int(t0 * sr))
+    cfg = MelConfig()
+    mel = LogMel(cfg)(a.astype(np.float32))
+    times = np.arange(0, 2.98, 0.01)
+    silent, quiet, _ = silence_mask(mel, times, cfg, EvalConfig())
+    assert not np.any(silent & ~quiet)
+    gap = (times > 1.535) & (times < 1.565)
+    assert quiet[gap].all() and not silent[gap].any()  # the gap is quiet but not a pause
+    assert silent[(times > 0.15) & (times < 0.85)].all() and silent[(times > 1.95) & (times < 2.85)].all()
+    assert not silent[(times > 0.92) & (times < 1.88)].any()
+
 
 def test_baselines_and_closed_range(grid_avatar):
     from hygie.core.package import load_package
