@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     if args.voices:
         vids = sorted(Path(args.voices).glob("*.mp4"))
         if not vids:
-            raise HygieError(f"{args.voices}: no .mp4 videos of other speakers found.")
+            raise HygieError(f"{args.voices}: no .mp4 videos of other speakers found; pass --voices DIR (a folder "
+                             "of talking-head .mp4 files of other people).")
         v = evaluate_voices(avatar, vids, threads=args.threads)
         res["voices"] = v
         print(format_voices(v))
