@@ -41,10 +41,10 @@ def iter_video_frames(path: str | os.PathLike, threads: int = 2, start: float = 
         n = 0
         bad = 0
         t_prev: float | None = None
-        for packet in c.demux(vs):
+        for packet in _packets(c, vs, path):
             try:
                 frames = packet.decode()
-            except av.error.InvalidDataError as e:
+            except av.error.FFmpegError as e:  # invalid data, or a decoder refusing a damaged packet
                 bad += 1
                 log.warning("skipping a corrupt video packet (%s)", e)
                 continue
@@ -71,3 +71,18 @@ def iter_video_frames(path: str | os.PathLike, threads: int = 2, start: float = 
             raise MediaError(f"{path}: no video frame could be decoded. The file is corrupt or truncated.")
         if bad:
             log.warning("%d corrupt video packets skipped in %s", bad, path)
+
+
+def _packets(c, vs, path) -> Iterator:
+    """The stream's packets; a container that breaks off mid-file ends the stream (with a warning)."""
+    import av
+
+    it = c.demux(vs)
+    while True:
+        try:
+            yield next(it)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as e:
+            log.warning("%s: the file breaks off here (%s); using what came before", path, e)
+            return

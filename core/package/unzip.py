@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 from hygie.core.errors import PackageError
@@ -98,7 +99,10 @@ def _extract_member(path: Path, z: zipfile.ZipFile, info: zipfile.ZipInfo, dst: 
     n = 0
     with z.open(info) as src, open(dst, "wb") as out:
         while True:
-            block = src.read(1 << 20)
+            try:
+                block = src.read(1 << 20)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as e:  # bad CRC, broken stream, cut short
+                raise _refuse(path, f"{info.filename} is damaged ({e})") from None
             if not block:
                 break
             n += len(block)
