@@ -199,12 +199,13 @@ def test_switched_off_sends_idle_frames_and_eases():
 def test_sigterm_stops_cleanly_with_summary():
     src = FileAudioSource(str(need_heldout()))
     agent, cam, backend = make_agent(src, duration=None)
+    before = signal.getsignal(signal.SIGTERM)
     threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
     t0 = time.time()
     s = agent.run()
     cam.close()
     assert time.time() - t0 < 5 and s["frames"] > 30
-    assert signal.getsignal(signal.SIGTERM) is not None
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back in place
 
 
 def test_config_file_then_flags(tmp_path, monkeypatch):

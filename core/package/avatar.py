@@ -147,6 +147,11 @@ def load_package(path: str | os.PathLike | None = None, verify: bool = True) -> 
         if req not in files:
             raise PackageError(f"{p}: incomplete package, {req} is not listed. Re-run 'hygie enroll'.")
     if verify:
+        listed = set(files) | {META}
+        extra = sorted(f.name for f in p.iterdir() if not f.name.startswith(".") and f.name not in listed)
+        if extra:
+            raise PackageError(f"{p}: holds {extra[0]!r}, which its {META} does not list: a foreign or tampered "
+                               "package. Move that file out of the package folder, or re-run 'hygie enroll'.")
         for name, digest in files.items():
             if name not in KNOWN_FILES:
                 raise PackageError(f"{p}: lists an unexpected file {name!r}; refusing a tampered package.")
