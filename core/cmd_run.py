@@ -23,6 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preview", action="store_true", default=None, help="show the output in a window")
     p.add_argument("--audio-out", metavar="NAME", help="pass the microphone through to this output device, "
                                                        "delayed by the measured video latency (a virtual microphone)")
+    p.add_argument("--virtual-mic", dest="virtual_mic", action="store_true", default=None,
+                   help='make the microphone "Hygie Avatar Mic" and play your voice into it, delayed to arrive '
+                        "with the face (default; Linux: PulseAudio/PipeWire, removed on exit; Windows/macOS: "
+                        "VB-CABLE/BlackHole when installed)")
+    p.add_argument("--no-virtual-mic", dest="virtual_mic", action="store_false",
+                   help="no virtual microphone: call apps take your real microphone (voice ~80 ms before the face)")
+    p.add_argument("--panel", action="store_true", help="also serve the control panel (see `hygie panel --help`)")
     p.add_argument("--obs", dest="obs", action="store_true", default=None,
                    help="follow OBS scene/source events (default when the OBS plugin is installed)")
     p.add_argument("--no-obs", dest="obs", action="store_false", help="ignore OBS; the avatar stays on")
@@ -38,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from hygie.core.agent import build_agent, close_all, format_summary, save_measured_latency
     from hygie.plugin.cmd_obs import obs_control_config
 
-    keys = ("avatar", "input", "camera", "fps", "size", "preview", "audio_out", "obs", "duration", "threads")
+    keys = ("avatar", "input", "camera", "fps", "size", "preview", "audio_out", "virtual_mic", "obs", "duration",
+            "threads")
     cfg = build_config({k: getattr(args, k, None) for k in keys})
     agent, closers = build_agent(cfg, obs_config=obs_control_config(args))
     try:

@@ -1,0 +1,1 @@
+"""The live agent: its loop, configuration, devices (virtual camera, virtual microphone) and state."""
