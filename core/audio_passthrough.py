@@ -175,6 +175,10 @@ class AudioPassthrough:
                 asked = self._skip_asked
                 self.ring.skip(asked - self._skip_done)
                 self._skip_done = asked
+            if self.ring.available() < buf.size and self._started and self._lat > 0.008:
+                time.sleep(0.002)  # the server still has audio queued: wait for ours rather than insert silence
+                self._lat -= 0.002
+                continue
             if self.ring.read_into(buf) < buf.size and self._started:
                 self.underruns += 1
             try:

@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = [
     "hygie.core.cmd_devices",
     "hygie.core.cmd_bench",
     "hygie.plugin.cmd_obs",
+    "hygie.plugin.panel.cmd_panel",
     "hygie.installer.cmd_doctor",
 ]
 

@@ -36,8 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
     p.add_argument("--threads", type=int, help="CPU threads for the lip model (default 1)")
     from hygie.plugin.cmd_obs import add_obs_control_args
+    from hygie.plugin.panel.cmd_panel import add_panel_args
 
     add_obs_control_args(p)
+    add_panel_args(p)
     p.set_defaults(func=run)
 
 
@@ -48,6 +50,14 @@ def run(args: argparse.Namespace) -> int:
     keys = ("avatar", "input", "camera", "fps", "size", "preview", "audio_out", "virtual_mic", "obs", "duration",
             "threads")
     cfg = build_config({k: getattr(args, k, None) for k in keys})
+    if getattr(args, "panel", False):
+        from hygie.plugin.panel.cmd_panel import serve
+        from hygie.plugin.panel.controller import LiveController
+
+        controller = LiveController(cfg, obs_config=obs_control_config(args))
+        controller.start()
+        serve(controller, args.port, args.new_token)
+        return 0
     agent, closers = build_agent(cfg, obs_config=obs_control_config(args))
     try:
         log.info("streaming; Ctrl-C to stop")
