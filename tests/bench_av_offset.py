@@ -71,10 +71,10 @@ class PulseRecorder:
 
 def offline_bias(avatar, audio: np.ndarray, fps: float) -> float:
     """The offset the estimator reads on a render in sync by construction (model run offline on the file)."""
-    from hygie.core import geometry as G
-    from hygie.core.lipmodel import LipModel
+    from hygie.core.face import geometry as G
+    from hygie.core.lips.model import LipModel
     from hygie.core.live.av_offset import audio_envelope, offsets
-    from hygie.core.mel import LogMel
+    from hygie.core.audio.mel import LogMel
 
     coeffs = LipModel(avatar).predict(LogMel(avatar.mel_config)(audio))
     t = np.arange(int(len(audio) / 16000 * fps)) / fps
@@ -91,14 +91,14 @@ def run_offset_bench(minutes: float, avatar_path: str | None = None, audio_path:
 
     import vcam_fixtures
     from audio_fixtures import PulseServer
-    from hygie.core import geometry as G
-    from hygie.core.agent import build_agent, close_all
-    from hygie.core.agent_config import AgentConfig
-    from hygie.core.audio_input import AudioInput
+    from hygie.core.face import geometry as G
+    from hygie.core.live.agent import build_agent, close_all
+    from hygie.core.live.config import AgentConfig
+    from hygie.core.audio.capture import AudioInput
     from hygie.core.live.av_offset import offsets, summarise
     from hygie.core.live.virtual_mic import SOURCE_NAME
-    from hygie.core.media import load_audio
-    from hygie.core.package import load_package
+    from hygie.core.media.audio_file import load_audio
+    from hygie.core.package.avatar import load_package
 
     audio = load_audio(audio_path or HELDOUT, 16000)
     avatar = load_package(avatar_path)

@@ -9,13 +9,13 @@ from conftest import GRID_HELDOUT, need
 @pytest.mark.parametrize("shift_ms", [-90.0, 0.0, 45.0])
 def test_known_offset_is_read_back(shift_ms):
     from bench_av_offset import offline_bias
-    from hygie.core import geometry as G
+    from hygie.core.face import geometry as G
     from hygie.core.errors import PackageError
-    from hygie.core.lipmodel import LipModel
+    from hygie.core.lips.model import LipModel
     from hygie.core.live.av_offset import audio_envelope, offsets, summarise
-    from hygie.core.media import load_audio
-    from hygie.core.mel import LogMel
-    from hygie.core.package import load_package
+    from hygie.core.media.audio_file import load_audio
+    from hygie.core.audio.mel import LogMel
+    from hygie.core.package.avatar import load_package
 
     try:
         av = load_package(None)

@@ -32,10 +32,10 @@ def _wait(cond, timeout: float, what: str, every: float = 0.2, on_fail=None):
 @pytest.fixture(scope="module")
 def panel(tmp_path_factory):
     pytest.importorskip("fastapi")
-    from hygie.core.agent_config import AgentConfig
-    from hygie.core.audio_input import FileAudioSource
+    from hygie.core.live.config import AgentConfig
+    from hygie.core.audio.capture import FileAudioSource
     from hygie.core.errors import PackageError
-    from hygie.core.package import load_package
+    from hygie.core.package.avatar import load_package
     from hygie.plugin.panel.controller import LiveController
     from hygie.plugin.panel.server import PanelServer
 

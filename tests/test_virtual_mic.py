@@ -70,8 +70,8 @@ def test_a_killed_run_leaves_nothing_that_breaks_the_next(pulse):
 
 def test_voice_reaches_the_microphone_with_the_asked_delay(pulse, monkeypatch):
     """A tone pushed with a 120 ms target comes out of "Hygie Avatar Mic" ~120 ms after its capture time."""
-    from hygie.core.audio_input import AudioInput
-    from hygie.core.audio_passthrough import AudioPassthrough
+    from hygie.core.audio.capture import AudioInput
+    from hygie.core.audio.passthrough import AudioPassthrough
     from hygie.core.live.virtual_mic import SINK_NAME, SOURCE_NAME, VirtualMic
     from hygie.core.live.voice_probe import VoiceProbe
 

@@ -15,7 +15,7 @@ from collections import deque
 
 import numpy as np
 
-from hygie.core.ring_buffer import SampleRing
+from hygie.core.audio.ring_buffer import SampleRing
 
 log = logging.getLogger(__name__)
 

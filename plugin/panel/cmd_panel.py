@@ -6,7 +6,7 @@ import logging
 import signal
 import threading
 
-from hygie.core.agent_config import build_config, config_path
+from hygie.core.live.config import build_config, config_path
 
 log = logging.getLogger(__name__)
 

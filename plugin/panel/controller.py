@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from hygie.core.agent_config import AgentConfig, config_dir
+from hygie.core.live.config import AgentConfig
+from hygie.core.user_dirs import config_dir
 from hygie.core.errors import HygieError
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class LiveController:
     def __init__(self, base: AgentConfig | None = None, avatar_root: Path | None = None,
                  source_factory: Callable[[], Any] | None = None, obs_config: Any = None,
                  hygie_cmd: list[str] | None = None):
-        from hygie.plugin.avatar_control import AvatarState
+        from hygie.core.live.state import AvatarState
 
         self.base = base or AgentConfig()
         self.avatar_root = Path(avatar_root) if avatar_root else avatars_dir()
@@ -109,14 +110,14 @@ class LiveController:
 
     def inputs(self) -> list[str]:
         try:
-            from hygie.core.audio_input import list_devices
+            from hygie.core.audio.capture import list_devices
             return [d["name"] for d in list_devices("input")]
         except Exception:
             return []
 
     def cameras(self) -> list[str]:
         try:
-            from hygie.core.vcam import list_virtual_cameras
+            from hygie.core.live.vcam import list_virtual_cameras
             return [c.device for c in list_virtual_cameras()]
         except Exception:
             return []
@@ -161,11 +162,17 @@ class LiveController:
             self._thread.start()
 
     def _run(self) -> None:
-        from hygie.core.agent import build_agent, close_all, save_measured_latency
+        from hygie.core.live.agent import build_agent, close_all
+        from hygie.core.live.latency import save_measured_latency
 
         try:
             source = self.source_factory() if self.source_factory else None
-            agent, closers = build_agent(self._config(), source=source, state=self.state, obs_config=self.obs_config)
+            cfg = self._config()
+            controls = None
+            if cfg.obs:
+                from hygie.plugin.obs.control import start_obs_control
+                controls = lambda state: start_obs_control(state, self.obs_config)  # noqa: E731
+            agent, closers = build_agent(cfg, source=source, state=self.state, controls=controls)
         except Exception as e:
             log.error("agent not started: %s", e)
             self.error, self.phase = str(e), "stopped"
