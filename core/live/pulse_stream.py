@@ -63,7 +63,7 @@ def _libs():
 class PulseStream:
     """One mono float32 stream to a sink (`playback`) or from a source (`record`), by device name."""
 
-    def __init__(self, direction: str, device: str | None, rate: int, name: str = "Hygie Avatar",
+    def __init__(self, direction: str, device: str | None, rate: int, name: str = "hygie",
                  buffer_ms: float = 20.0):
         simple, self._pulse = _libs()
         self._simple = simple

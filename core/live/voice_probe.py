@@ -80,7 +80,7 @@ class VoiceProbe:
         self.corr = 0.0
         self.n_measures = 0
         self._lock = threading.Lock()
-        self._stream = PulseStream("record", source, RATE, name="Hygie Avatar probe", buffer_ms=5)
+        self._stream = PulseStream("record", source, RATE, name="hygie probe", buffer_ms=5)
         self._run = True
         self._thread = threading.Thread(target=self._loop, name="voice-probe", daemon=True)
         self._thread.start()

@@ -33,8 +33,9 @@ HOST = "127.0.0.1"
 
 
 def token_path() -> Path:
-    d = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "hygie"
-    return d / "panel_token"
+    from hygie.core.user_dirs import state_dir
+
+    return state_dir() / "panel_token"
 
 
 def load_token(new: bool = False) -> str:
