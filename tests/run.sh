@@ -8,6 +8,6 @@ VENV="${HYGIE_VENV:-${XDG_DATA_HOME:-$HOME/.local/share}/hygie-avatar/venv}"
 if [ ! -x "$VENV/bin/python" ]; then
   bash "$REPO/installer/install.sh" --yes --no-v4l2 --venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --disable-pip-version-check -q -e "$REPO[train,dev]"
+"$VENV/bin/python" -m pip install --disable-pip-version-check -q -e "$REPO[train,dev,panel]"
 cd "$REPO"
 exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

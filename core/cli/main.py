@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES = [
     "hygie.core.cli.bench",
     "hygie.core.cli.obs",
     "hygie.core.cli.doctor",
+    "hygie.core.cli.panel",
 ]
 
 
