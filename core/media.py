@@ -136,9 +136,19 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
     return x
 
 
+def temp_name(path: str | os.PathLike) -> Path:
+    """Where `write_video_with_audio` writes `path` until it is complete."""
+    out = Path(path)
+    return out.with_name(f".{out.name}.part")
+
+
 def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray], fps: float,
-                           audio: np.ndarray | None, sr: int = SAMPLE_RATE, crf: int = 20) -> int:
-    """Encode BGR frames to H.264 (+ AAC audio) in an mp4. Written to a temp name, renamed at the end."""
+                           audio: np.ndarray | None, sr: int = SAMPLE_RATE, crf: int = 20,
+                           threads: int | None = None) -> int:
+    """Encode BGR frames to H.264 (+ AAC audio) in an mp4. Written to a temp name, renamed at the end.
+
+    `threads` pins x264's thread count (its output depends on it); None lets libavcodec choose.
+    """
     import av
 
     out = Path(path)
@@ -146,7 +156,7 @@ def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray]
         raise MediaError(f"{out.parent}: folder does not exist. Create it or choose another output path.")
     if not os.access(out.parent if str(out.parent) else ".", os.W_OK):
         raise MediaError(f"{out.parent}: not writable. Choose another output path.")
-    tmp = out.with_name(f".{out.name}.part")
+    tmp = temp_name(out)
     n = 0
     try:
         with av.open(str(tmp), mode="w", format="mp4") as c:
@@ -163,6 +173,8 @@ def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray]
                     vs.width, vs.height = w - w % 2, h - h % 2
                     vs.pix_fmt = "yuv420p"
                     vs.options = {"crf": str(crf), "preset": "veryfast"}
+                    if threads is not None:
+                        vs.codec_context.thread_count = int(threads)
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(fr[: vs.height, : vs.width]), format="bgr24")
                 for p in vs.encode(vf):
                     c.mux(p)

@@ -143,7 +143,7 @@ def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str 
     import cv2
     from tqdm import tqdm
 
-    from hygie.core.cmd_render import coeffs_from_audio
+    from hygie.core.render.job import coeffs_from_audio
     from hygie.core.errors import HygieError
     from hygie.core.media import iter_video_frames, load_audio, probe_video
     from hygie.core.renderer import Renderer

@@ -1,0 +1,1 @@
+"""Rendering: one render job (job.py) shared by `hygie render` and `hygie render-batch`."""
