@@ -63,6 +63,17 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
                          aud is not None, aud.codec_context.sample_rate if aud else None)
 
 
+def probe_audio(path: str | os.PathLike) -> float:
+    """Seconds of the first audio track, from the container (decoding is the truth)."""
+    with _open(path) as c:
+        if not c.streams.audio:
+            raise MediaError(f"{path}: has no audio track; give a speech file (wav/flac/mp3/m4a).")
+        st = c.streams.audio[0]
+        if st.duration and st.time_base:
+            return float(st.duration * st.time_base)
+        return (c.duration or 0) / 1e6
+
+
 def iter_video_frames(path: str | os.PathLike, threads: int = 2) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (time in seconds, BGR uint8 frame). Corrupt packets are skipped and logged."""
     import av
