@@ -12,19 +12,22 @@ from hygie.core.errors import HygieError
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "grid_s1" / "enroll_5min.mp4"
-PARTS = ("enroll", "lips", "render", "agent")
+PARTS = ("enroll", "lips", "render", "agent", "batch")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
-        help="measure speed and memory (enrollment, lip model, renderer, live agent)",
+        help="measure speed and memory (enrollment, lip model, renderer, live agent, batch on Ray)",
         description="Print speed/memory figures and their targets. 'all' runs lips + render (+ enroll with --video).",
     )
     p.add_argument("part", nargs="?", choices=(*PARTS, "all"), default="all")
     p.add_argument("--avatar", default=None, help="avatar package (default: the bundled one)")
     p.add_argument("--video", type=Path, default=None, help=f"video to enroll for 'enroll' (default: {DEFAULT_VIDEO})")
     p.add_argument("--minutes", type=float, default=1.0, help="agent soak length (default 1)")
+    p.add_argument("--jobs", type=int, default=12, help="batch: render jobs per run (default 12)")
+    p.add_argument("--workers", type=int, default=2, help="batch: Ray workers against one process (default 2)")
+    p.add_argument("--audio", nargs="+", default=None, help="batch: speech files for the jobs (default: the demo sentence)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     p.set_defaults(func=run)
 
@@ -67,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
 
         results["agent"] = bench_agent.run_agent_bench(args.minutes, avatar=args.avatar)
         print(json.dumps(results["agent"], indent=1, default=str))
+    if "batch" in parts:
+        from hygie.core.bench import batch as batch_bench
+
+        results["batch"] = batch_bench.run(args.avatar, args.audio, jobs=args.jobs, workers=args.workers)
+        print(batch_bench.format_result(results["batch"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

@@ -146,7 +146,7 @@ def plan(jobs: list[BatchJob], state: S.BatchState, outdir: Path,
 
     from hygie.core.media import probe_audio, temp_name
     from hygie.core.package import load_package
-    from hygie.core.render.job import ENCODER_THREADS
+    from hygie.core.media import REPEATABLE_X264
 
     avatars: dict[str | None, tuple[Any, str] | str] = {}
     by_key: dict[str, Any] = {}
@@ -174,7 +174,7 @@ def plan(jobs: list[BatchJob], state: S.BatchState, outdir: Path,
                 raise HygieError(f"{av.path}: this avatar has no lip model yet; run 'hygie train {av.path}' first")
             seconds = probe_audio(job.audio)
             fp = S.fingerprint(avatar=key, audio=S.sha256_file(job.audio), size=job.size, fit=job.fit,
-                               encoder_threads=ENCODER_THREADS, version=S.VERSION)
+                               encoder=REPEATABLE_X264, version=S.VERSION)
         except HygieError as e:
             rec.update(state=S.FAILED, error=str(e), finished=S.now())
             continue

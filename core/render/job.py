@@ -1,9 +1,8 @@
 """One render job: an avatar and speech audio (or a video's true landmarks) -> an mp4.
 
 `hygie render` and every worker of `hygie render-batch` call `render_job`, so a batch output
-is bit-identical to a serial render of the same job. The encoder's thread count is pinned
-(`ENCODER_THREADS`): x264's output depends on it, and its automatic value depends on the
-machine, so a pinned count gives the same file on a laptop and on any node of a cluster.
+is bit-identical to a serial render of the same job: the rendered frames are deterministic, and
+the encoder runs with `media.REPEATABLE_X264` (same frames, same video, on any machine).
 """
 from __future__ import annotations
 
@@ -22,9 +21,6 @@ from hygie.core.errors import HygieError, MediaError
 log = logging.getLogger(__name__)
 
 FITS = ("letterbox", "crop")
-# x264 frame threads per encode. 1 keeps every batch worker on its own core (the render loop
-# is the bulk of the work) and makes the output independent of the machine's core count.
-ENCODER_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -215,7 +211,7 @@ def render_job(avatar, job: RenderJob, renderer=None,
         renderer = make_renderer(avatar, job.size, job.fit)
     try:
         frames = render_frames(renderer, n, lips=lips, coeffs=coeffs, debug=job.debug, progress=progress)
-        written = write_video_with_audio(job.output, frames, fps, audio, sr=sr, threads=ENCODER_THREADS)
+        written = write_video_with_audio(job.output, frames, fps, audio, sr=sr, repeatable=True)
     finally:
         if own:
             renderer.close()

@@ -1,0 +1,1 @@
+"""Benchmarks: one module per bench, run by `hygie bench PART`."""
