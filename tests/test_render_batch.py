@@ -126,6 +126,14 @@ def test_manifest_lines_fail_alone(tmp_path):
     assert ".mp4" in jobs[2].error and jobs[2].line == 4
 
 
+def test_the_same_render_job_gives_the_same_video(tmp_path):
+    """Two serial renders of one job decode to the same frames (the encoder is pinned: media.REPEATABLE_X264)."""
+    audio = need(SPEECH / "commonvoice" / "common_voice_en_17299458.wav")
+    a = serial_reference({"audio": audio}, tmp_path / "a.mp4")
+    b = serial_reference({"audio": audio}, tmp_path / "b.mp4")
+    assert frame_hashes(a) == frame_hashes(b) and sound_hash(a) == sound_hash(b)
+
+
 def test_missing_ray_says_how_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as in an install without the extra
     for var in ("RAY_USAGE_STATS_ENABLED", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):  # the command sets them

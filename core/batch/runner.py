@@ -218,6 +218,7 @@ class _Slot:
     jobs: int = 0
     frames: int = 0
     busy_s: float = 0.0
+    cpu_s: float = 0.0  # CPU time of the worker process while it ran jobs (all its threads)
     loads: dict = field(default_factory=dict)  # pid -> avatar loads of that process
     restarts: int = 0
     dead: str | None = None
@@ -336,6 +337,7 @@ class _Run:
             s.info = dict(s.info, pid=pid)
             s.keys = OrderedDict({p.key: True})
         s.loads[pid] = res.get("loads", 0)
+        s.cpu_s += res.get("cpu_s", 0.0)
         rec.update(duration_s=round(res.get("seconds", 0.0), 3), setup_s=res.get("setup_s"), finished=S.now(), worker=s.index,
                    pid=pid, node=(s.info or {}).get("node"), warnings=res.get("warnings") or None,
                    attempts=2 if retried else 1)
@@ -444,7 +446,7 @@ class _Run:
         for s in self.slots:
             info = s.info or {}
             out.append({"worker": s.index, "pid": info.get("pid"), "node": info.get("node"), "jobs": s.jobs,
-                        "frames": s.frames, "busy_s": round(s.busy_s, 2), "loads": sum(s.loads.values()),
+                        "frames": s.frames, "busy_s": round(s.busy_s, 2), "cpu_s": round(s.cpu_s, 2), "loads": sum(s.loads.values()),
                         "restarts": s.restarts})
         return out
 

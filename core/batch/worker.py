@@ -154,7 +154,7 @@ class RenderWorker:
         """Render one job; errors come back in the result (Ray retries only a worker that died)."""
         from hygie.core.render.job import RenderJob, render_job
 
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         with self._lock:
             self._job, self._frames = spec["name"], 0
         warn = _Warnings()
@@ -181,5 +181,6 @@ class RenderWorker:
             logging.getLogger().removeHandler(warn)
             with self._lock:
                 self._job = None
-        res.update(seconds=time.perf_counter() - t0, loads=self.loads, warnings=warn.messages)
+        res.update(seconds=time.perf_counter() - t0, cpu_s=time.process_time() - cpu0, loads=self.loads,
+                   warnings=warn.messages)
         return res

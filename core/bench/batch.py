@@ -25,7 +25,7 @@ def _serial(avatar_path, audio: list[str], outdir: Path) -> dict:
     from hygie.core.package import load_package
     from hygie.core.render.job import RenderJob, make_renderer, render_job
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     avatar = load_package(avatar_path)
     renderer = make_renderer(avatar, None, "letterbox")
     frames = 0
@@ -37,7 +37,7 @@ def _serial(avatar_path, audio: list[str], outdir: Path) -> dict:
         renderer.close()
     s = time.perf_counter() - t0
     return {"mode": "serial (1 process)", "workers": 1, "jobs": len(audio), "frames": frames, "seconds": s,
-            "startup_s": 0.0}
+            "startup_s": 0.0, "cpu_s": time.process_time() - cpu0}
 
 
 def _ray(avatar_path, audio: list[str], outdir: Path, workers: int) -> dict:
@@ -50,7 +50,8 @@ def _ray(avatar_path, audio: list[str], outdir: Path, workers: int) -> dict:
     if s.failed or s.done != len(audio):
         raise RuntimeError(f"the Ray run did not finish every job: {s.line()}")
     return {"mode": f"Ray embedded, {workers} workers", "workers": workers, "jobs": s.done, "frames": s.frames,
-            "seconds": s.seconds, "startup_s": s.startup_s, "per_worker": s.per_worker}
+            "seconds": s.seconds, "startup_s": s.startup_s, "per_worker": s.per_worker,
+            "cpu_s": sum(w.get("cpu_s", 0.0) for w in s.per_worker)}
 
 
 def run(avatar=None, audio: list[str] | None = None, jobs: int = 12, workers: int = 2, rounds: int = 2) -> dict:
@@ -81,10 +82,11 @@ def format_result(res: dict) -> str:
     lines = [f"batch rendering: {res['jobs']} jobs of {', '.join(Path(c).name for c in res['clips'])}, "
              f"{res['cores']} cores (machine shared: load average shown)",
              f"{'run':<28}{'jobs':>5}{'frames':>8}{'wall s':>8}{'jobs/min':>10}{'frames/s':>10}"
-             f"{'Ray start s':>12}{'load':>12}"]
+             f"{'CPU s':>7}{'cores':>6}{'Ray start s':>12}{'load':>12}"]
     for x in res["runs"]:
         lines.append(f"{x['mode'] + ' #' + str(x['round'] + 1):<28}{x['jobs']:>5}{x['frames']:>8}{x['seconds']:>8.1f}"
                      f"{x['jobs_per_min']:>10.1f}{x['frames_per_s']:>10.0f}"
+                     f"{x['cpu_s']:>7.1f}{x['cpu_s'] / x['seconds']:>6.2f}"
                      f"{(x['startup_s'] if x['workers'] > 1 else 0):>12.1f}"
                      f"{x['load_before']:>6.1f}->{x['load_after']:<5.1f}")
     per = ", ".join(f"{r:.2f}" for r in res["ratio_per_round"])
