@@ -34,8 +34,8 @@ def grid_avatar(tmp_path_factory) -> Path:
     HYGIE_TEST_AVATAR=DIR reuses (or creates) a package there to save a minute between local runs.
     """
     need(GRID_ENROLL)
-    from hygie.core.enroll import enroll
-    from hygie.core.package import load_package
+    from hygie.core.enroll.pipeline import enroll
+    from hygie.core.package.avatar import load_package
 
     cached = os.environ.get("HYGIE_TEST_AVATAR")
     if cached and (Path(cached) / "avatar.json").exists():
@@ -50,8 +50,8 @@ def grid_avatar(tmp_path_factory) -> Path:
 def grid_trained_avatar(grid_avatar, tmp_path_factory) -> Path:
     """A copy of the GRID package with a briefly trained lip model (needs the 'train' extra)."""
     pytest.importorskip("torch", reason="training a lip model for the audio path needs the 'train' extra (torch)")
-    from hygie.core.cli import main
-    from hygie.core.package import load_package
+    from hygie.core.cli.main import main
+    from hygie.core.package.avatar import load_package
 
     if load_package(grid_avatar).has_lip_model:
         return grid_avatar

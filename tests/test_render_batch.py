@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, SPEECH, need
-from hygie.core.cli import main
+from hygie.core.cli.main import main
 from ray_fixtures import RayHead, open_by, ray_env, session_pids
 
 ray = pytest.importorskip("ray", reason="render-batch needs the 'batch' extra: pip install 'hygie-avatar[batch]'")
@@ -66,7 +66,7 @@ def _wav(path: Path, seconds: float, sr: int = 16000) -> Path:
 
 def render_batch(args: list[str], env: dict, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
     """The real command in its own process (as a user runs it), bounded in time."""
-    return subprocess.run([sys.executable, "-m", "hygie.core.cli", "render-batch", *args, "--no-progress"],
+    return subprocess.run([sys.executable, "-m", "hygie.core.cli.main", "render-batch", *args, "--no-progress"],
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -265,7 +265,7 @@ def test_a_worker_killed_mid_job_is_retried(cluster, grid_trained_avatar, tmp_pa
              "output": "other.mp4"}]
     m = write_jsonl(tmp_path / "jobs.jsonl", jobs)
     outdir = tmp_path / "out"
-    cmd = [sys.executable, "-m", "hygie.core.cli", "render-batch", str(m), "-o", str(outdir),
+    cmd = [sys.executable, "-m", "hygie.core.cli.main", "render-batch", str(m), "-o", str(outdir),
            "--ray", cluster.address, "--workers", "2", "--no-progress"]
     p = subprocess.Popen(cmd, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     part = outdir / ".long.mp4.part"
@@ -303,7 +303,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(cluster, tmp_path, reques
     short = Path(tempfile.mkdtemp(prefix="hyray", dir="/tmp"))  # Ray's socket paths must stay short
     request.addfinalizer(lambda: shutil.rmtree(short, ignore_errors=True))
     env = ray_env(short)
-    cmd = [sys.executable, "-m", "hygie.core.cli", "render-batch", str(m), "-o", str(outdir), "--workers", "2",
+    cmd = [sys.executable, "-m", "hygie.core.cli.main", "render-batch", str(m), "-o", str(outdir), "--workers", "2",
            "--no-progress"]
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)

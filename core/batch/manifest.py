@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from hygie.core.errors import HygieError
-from hygie.core.render.job import FITS, check_fit, parse_size
+from hygie.core.limits import parse_size
+from hygie.core.render.job import FITS, check_fit
 
 log = logging.getLogger(__name__)
 

@@ -144,9 +144,9 @@ def plan(jobs: list[BatchJob], state: S.BatchState, outdir: Path,
     """Check every job before Ray starts. Returns (jobs to run, names skipped, avatars by key)."""
     from tqdm import tqdm
 
-    from hygie.core.media import probe_audio, temp_name
-    from hygie.core.package import load_package
-    from hygie.core.media import REPEATABLE_X264
+    from hygie.core.media.encode import REPEATABLE_X264, temp_name
+    from hygie.core.media.probe import probe_audio
+    from hygie.core.package.avatar import load_package
 
     avatars: dict[str | None, tuple[Any, str] | str] = {}
     by_key: dict[str, Any] = {}
@@ -311,7 +311,7 @@ class _Run:
         self.state.save(min_interval=1.0)
 
     def _finish(self, s: _Slot) -> None:
-        from hygie.core.media import temp_name
+        from hygie.core.media.encode import temp_name
 
         p, ref = s.item, s.ref
         s.item, s.ref, s.progress_ref = None, None, None
@@ -414,7 +414,7 @@ class _Run:
 
     def stop(self, interrupted: bool) -> None:
         """Kill the workers, wait (bounded) until their calls are gone, remove their temp files."""
-        from hygie.core.media import temp_name
+        from hygie.core.media.encode import temp_name
 
         inflight = [s for s in self.slots if s.item is not None]
         for s in self.slots:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hygie.core.errors import HygieError
+from hygie.core.package.files import sha256_file  # noqa: F401  (the fingerprints' digest)
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +30,6 @@ PENDING, RUNNING, DONE, FAILED, INTERRUPTED = "pending", "running", "done", "fai
 
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fingerprint(**parts: Any) -> str:

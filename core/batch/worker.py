@@ -29,12 +29,14 @@ RENDERERS_PER_WORKER = 2  # a renderer holds the idle loop at its output size: k
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hygie" / "batch-avatars"
+    from hygie.core.user_dirs import cache_dir
+
+    return cache_dir() / "batch-avatars"
 
 
 def package_payload(avatar) -> dict[str, bytes]:
     """Every file of a verified package (avatar.json and the files it lists), as bytes."""
-    from hygie.core.package import META
+    from hygie.core.package.files import META
 
     names = [META, *sorted(avatar.meta.get("files", {}))]
     return {n: (Path(avatar.path) / n).read_bytes() for n in names}
@@ -42,7 +44,7 @@ def package_payload(avatar) -> dict[str, bytes]:
 
 def materialize(key: str, payload: dict[str, bytes]) -> Path:
     """The package as a folder on this machine: cache_root()/key, written once (temp name, rename)."""
-    from hygie.core.package import KNOWN_FILES, META
+    from hygie.core.package.files import KNOWN_FILES, META
 
     target = cache_root() / key
     if (target / META).exists():
@@ -83,10 +85,11 @@ class RenderWorker:
         import cv2
 
         # the render path's modules load here, so a worker that answers `info` is ready to render
-        import hygie.core.lipmodel  # noqa: F401
-        import hygie.core.media  # noqa: F401
+        import hygie.core.lips.model  # noqa: F401
+        import hygie.core.media.encode  # noqa: F401
+        import hygie.core.render.drive  # noqa: F401
         import hygie.core.render.job  # noqa: F401
-        import hygie.core.renderer  # noqa: F401
+        import hygie.core.render.renderer  # noqa: F401
 
         cv2.setNumThreads(1)  # one worker per core: a second OpenCV thread only competes with another worker
         self.index = index
@@ -121,7 +124,7 @@ class RenderWorker:
         import ray
 
         from hygie.core.errors import PackageError
-        from hygie.core.package import load_package
+        from hygie.core.package.avatar import load_package
 
         path = materialize(key, ray.get(box[0]))
         try:

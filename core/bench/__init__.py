@@ -1,1 +1,1 @@
-"""Benchmarks: one module per bench, run by `hygie bench PART`."""
+"""Benchmarks behind `hygie bench`: ratios measured side by side in one run."""

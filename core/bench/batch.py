@@ -22,7 +22,7 @@ TARGET_RATIO_2 = 1.7  # 2 workers on 2 cores against one process
 
 
 def _serial(avatar_path, audio: list[str], outdir: Path) -> dict:
-    from hygie.core.package import load_package
+    from hygie.core.package.avatar import load_package
     from hygie.core.render.job import RenderJob, make_renderer, render_job
 
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -55,7 +55,7 @@ def _ray(avatar_path, audio: list[str], outdir: Path, workers: int) -> dict:
 
 
 def run(avatar=None, audio: list[str] | None = None, jobs: int = 12, workers: int = 2, rounds: int = 2) -> dict:
-    from hygie.core.cmd_render import demo_speech_path
+    from hygie.core.package.bundled import demo_speech_path
 
     clips = [str(a) for a in (audio or [demo_speech_path()])]
     work = [clips[i % len(clips)] for i in range(jobs)]
