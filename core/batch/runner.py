@@ -38,6 +38,10 @@ STARTUP_TIMEOUT_S = 180.0  # for the first worker to come up (a cluster may have
 POLL_S = 0.2
 PROGRESS_POLL_S = 0.5
 CLEANUP_WAIT_S = 10.0
+# A job still running after this long is stopped (a hung worker must not hold the batch forever):
+# 10 minutes, or half a second per frame (25x a 720p frame's cost on one core), whichever is more.
+JOB_TIMEOUT_MIN_S = 600.0
+JOB_TIMEOUT_PER_FRAME_S = 0.5
 
 
 @dataclass
@@ -354,6 +358,30 @@ class _Run:
             self.summary.errors.append((p.job.output, rec["error"]))
         self.state.save(min_interval=0.5)
 
+    def _watchdog(self) -> None:
+        from hygie.core.media.encode import temp_name
+
+        now = time.monotonic()
+        for s in self.slots:
+            if s.item is None:
+                continue
+            limit = max(JOB_TIMEOUT_MIN_S, JOB_TIMEOUT_PER_FRAME_S * s.item.est_frames)
+            if now - s.started <= limit:
+                continue
+            p = s.item
+            msg = f"stopped after {limit:.0f} s without finishing (a hung worker?); it runs again on the next run"
+            self._replace(s, msg)  # kills the worker: the call ends, and its temporary file is ours to remove
+            try:
+                self.ray.wait([s.ref], timeout=CLEANUP_WAIT_S)
+            except Exception:
+                pass
+            temp_name(Path(p.spec["output_path"])).unlink(missing_ok=True)
+            self.state.record(p.job.output).update(state=S.FAILED, error=msg, finished=S.now())
+            self.summary.failed += 1
+            self.summary.errors.append((p.job.output, msg))
+            s.busy_s += now - s.started
+            s.item, s.ref, s.progress_ref = None, None, None
+
     def _poll_progress(self) -> None:
         for s in self.slots:
             if s.item is None:
@@ -401,6 +429,7 @@ class _Run:
                             jobs_bar.update(1)
                 else:
                     time.sleep(POLL_S)
+                self._watchdog()
                 if time.monotonic() - last_progress > PROGRESS_POLL_S:
                     self._poll_progress()
                     last_progress = time.monotonic()
