@@ -54,7 +54,7 @@ def _ray(avatar_path, audio: list[str], outdir: Path, workers: int) -> dict:
             "cpu_s": sum(w.get("cpu_s", 0.0) for w in s.per_worker)}
 
 
-def run(avatar=None, audio: list[str] | None = None, jobs: int = 12, workers: int = 2, rounds: int = 2) -> dict:
+def run(avatar=None, audio: list[str] | None = None, jobs: int = 12, workers: int = 2, rounds: int = 3) -> dict:
     from hygie.core.package.bundled import demo_speech_path
 
     clips = [str(a) for a in (audio or [demo_speech_path()])]

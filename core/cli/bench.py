@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default=None, help="agent output size WxH (default: the avatar's)")
     p.add_argument("--jobs", type=int, default=12, help="batch: render jobs per run (default 12)")
     p.add_argument("--workers", type=int, default=2, help="batch: Ray workers, against one process (default 2)")
+    p.add_argument("--rounds", type=int, default=3, help="batch: serial/Ray pairs, alternated (default 3; the median counts)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     p.set_defaults(func=run)
 
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         from hygie.core.bench import batch as batch_bench
 
         results["batch"] = batch_bench.run(args.avatar, [args.audio] if args.audio else None, jobs=args.jobs,
-                                           workers=args.workers)
+                                           workers=args.workers, rounds=args.rounds)
         print(batch_bench.format_result(results["batch"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
