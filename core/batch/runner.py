@@ -13,9 +13,7 @@
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
-import math
 import os
 import signal
 import time
@@ -25,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from hygie.core.batch import state as S
-from hygie.core.batch.manifest import BatchJob, read_manifest
+from hygie.core.batch.cluster import connect, import_ray, is_loopback, short_error
+from hygie.core.batch.manifest import read_manifest
+from hygie.core.batch.plan import Planned, plan
 from hygie.core.batch.worker import AVATARS_PER_WORKER, RenderWorker, package_payload
 from hygie.core.errors import HygieError
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'hygie-avatar[batch]'"
 MAX_TASK_RETRIES = 2  # a job whose worker died is run again up to this many times
 MAX_RESTARTS = 4  # restarts of one worker actor (then the slot gets a fresh actor, within a budget)
 STARTUP_TIMEOUT_S = 180.0  # for the first worker to come up (a cluster may have to scale up)
@@ -51,14 +50,6 @@ class BatchOptions:
     ray: str | None = None  # None: embedded local Ray; "auto" or host:port: join that cluster
     workers: int | None = None  # default: the cores of this machine, or the cluster's CPUs
     show_progress: bool = True
-
-
-@dataclass
-class Planned:
-    job: BatchJob
-    key: str  # the avatar's content key
-    est_frames: int
-    spec: dict
 
 
 @dataclass
@@ -105,105 +96,6 @@ class BatchSummary:
                        f"{w['frames']} frames, busy {busy:.0f}%, avatars loaded {w['loads']}"
                        + (f", restarted {w['restarts']}x" if w.get("restarts") else ""))
         return out
-
-
-def usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
-
-
-def _is_loopback(address: str) -> bool:
-    host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def import_ray(loopback: bool):
-    """Ray, set up for this run; a clear install hint when it is missing."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves the machine
-    if loopback:
-        # Ray's single-machine mode: the node address is 127.0.0.1 and every server binds to it
-        # (read when ray is imported; without it Ray picks the machine's external address)
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    try:
-        import ray
-    except ModuleNotFoundError:
-        raise HygieError(f"render-batch runs on Ray, which is not installed: {INSTALL_HINT}") from None
-    return ray
-
-
-# -- planning ----------------------------------------------------------------------------------
-def _avatar_key(avatar) -> str:
-    return S.sha256_file(Path(avatar.path) / "avatar.json")[:32]
-
-
-def plan(jobs: list[BatchJob], state: S.BatchState, outdir: Path,
-         show_progress: bool = True) -> tuple[list[Planned], list[str], dict[str, Any]]:
-    """Check every job before Ray starts. Returns (jobs to run, names skipped, avatars by key)."""
-    from tqdm import tqdm
-
-    from hygie.core.media.encode import REPEATABLE_X264, temp_name
-    from hygie.core.media.probe import probe_audio
-    from hygie.core.package.avatar import load_package
-
-    avatars: dict[str | None, tuple[Any, str] | str] = {}
-    by_key: dict[str, Any] = {}
-    todo: list[Planned] = []
-    skipped: list[str] = []
-    for job in tqdm(jobs, desc="checking jobs", unit="job", disable=not show_progress or len(jobs) < 20):
-        rec = state.record(job.output)
-        rec.update(line=job.line, avatar=job.avatar_name, audio=job.audio,
-                   size=f"{job.size[0]}x{job.size[1]}" if job.size else None, fit=job.fit)
-        if job.error:
-            rec.update(state=S.FAILED, error=job.error, finished=S.now())
-            continue
-        try:
-            if job.avatar not in avatars:
-                try:
-                    av = load_package(job.avatar)  # verified once here; workers verify their copy once
-                    avatars[job.avatar] = (av, _avatar_key(av))
-                except HygieError as e:
-                    avatars[job.avatar] = f"avatar: {e}"
-            got = avatars[job.avatar]
-            if isinstance(got, str):
-                raise HygieError(got)
-            av, key = got
-            if not av.has_lip_model:
-                raise HygieError(f"{av.path}: this avatar has no lip model yet; run 'hygie train {av.path}' first")
-            seconds = probe_audio(job.audio)
-            fp = S.fingerprint(avatar=key, audio=S.sha256_file(job.audio), size=job.size, fit=job.fit,
-                               encoder=REPEATABLE_X264, version=S.VERSION)
-        except HygieError as e:
-            rec.update(state=S.FAILED, error=str(e), finished=S.now())
-            continue
-        except OSError as e:
-            rec.update(state=S.FAILED, error=f"{job.audio}: cannot be read ({e.strerror})", finished=S.now())
-            continue
-        out = outdir / job.output
-        if state.owns(job.output):
-            temp_name(out).unlink(missing_ok=True)  # left by a worker killed in an earlier run
-        if state.is_finished(job.output, fp):
-            skipped.append(job.output)
-            continue
-        if out.exists() and not state.owns(job.output):
-            rec.update(state=S.FAILED, finished=S.now(),
-                       error=f"{out} exists and was not made by this batch; move it away or choose another output name")
-            continue
-        if out.is_dir():
-            rec.update(state=S.FAILED, finished=S.now(), error=f"{out} is a folder; choose another output name")
-            continue
-        by_key[key] = av
-        rec.update(state=S.PENDING, fingerprint=fp, error=None, frames=None, duration_s=None)
-        spec = {"name": job.output, "output_path": str(out), "audio": job.audio,
-                "size": list(job.size) if job.size else None, "fit": job.fit}
-        todo.append(Planned(job, key, max(1, math.ceil(seconds * av.fps)), spec))
-    return todo, skipped, by_key
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -268,7 +160,7 @@ class _Run:
                     s.info = self.ray.get(s.ready)
                     s.loads.setdefault(s.info["pid"], 0)
                 except Exception as e:  # the actor could not start (e.g. hygie missing on that node)
-                    s.dead = _short(e)
+                    s.dead = short_error(e)
                     log.error("worker %d could not start: %s", s.index, s.dead)
                 s.ready = None
 
@@ -326,7 +218,7 @@ class _Run:
         try:
             res = self.ray.get(ref)
         except Exception as e:  # the worker died more often than Ray retries, or Ray lost the call
-            msg = (f"the worker died while rendering this job ({1 + MAX_TASK_RETRIES} attempts): {_short(e)}. "
+            msg = (f"the worker died while rendering this job ({1 + MAX_TASK_RETRIES} attempts): {short_error(e)}. "
                    "Out of memory, or a crash: see the Ray logs of that node")
             temp_name(Path(p.spec["output_path"])).unlink(missing_ok=True)
             rec.update(state=S.FAILED, error=msg, finished=S.now(), attempts=1 + MAX_TASK_RETRIES)
@@ -480,12 +372,6 @@ class _Run:
         return out
 
 
-def _short(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    text = lines[-1] if lines else e.__class__.__name__
-    return f"{e.__class__.__name__}: {text}"[:400]
-
-
 class _Signals:
     """SIGTERM behaves like Ctrl-C; while cleaning up, further signals are held off."""
 
@@ -547,8 +433,8 @@ def _execute(opts: BatchOptions, state: S.BatchState, todo: list[Planned], avata
         run = None
         interrupted = False
         try:
-            ray = import_ray(loopback=embedded or _is_loopback(opts.ray))
-            workers = _connect(ray, opts, avatars)
+            ray = import_ray(loopback=embedded or is_loopback(opts.ray))
+            workers = connect(ray, opts.ray, opts.workers, avatars)
             run = _Run(ray, opts, state, todo, avatars, workers)
             run.summary.mode = "embedded Ray" if embedded else f"Ray cluster {opts.ray}"
             run.start_workers()
@@ -573,22 +459,3 @@ def _execute(opts: BatchOptions, state: S.BatchState, todo: list[Planned], avata
             summary.startup_s = run.t_first - t0
     summary.stopped = interrupted
     return summary
-
-
-def _connect(ray, opts: BatchOptions, avatars: dict) -> int:
-    if opts.ray is None:
-        workers = opts.workers or usable_cores()
-        payload = sum(sum(f.stat().st_size for f in Path(av.path).iterdir() if f.is_file()) for av in avatars.values())
-        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING, object_store_memory=max(256 << 20, 3 * payload),
-                 namespace="hygie-batch")
-        return workers
-    try:
-        ray.init(address=opts.ray, log_to_driver=False, logging_level=logging.WARNING, namespace="hygie-batch")
-    except (ConnectionError, ValueError, RuntimeError) as e:
-        raise HygieError(f"cannot join the Ray cluster at {opts.ray!r} ({_short(e)}). Check the head node's "
-                         "address (host:port, default port 6379), or use 'auto' on a cluster node") from None
-    cpus = int(ray.cluster_resources().get("CPU", 0))
-    if cpus < 1 and not opts.workers:
-        raise HygieError(f"the Ray cluster at {opts.ray} has no CPU to run workers on")
-    return opts.workers or cpus
