@@ -284,6 +284,8 @@ def test_a_worker_killed_mid_job_is_retried(cluster, grid_trained_avatar, tmp_pa
     assert "2 done, 0 failed" in out
     st = state(outdir)
     rec = st["jobs"]["long.mp4"]
+    print(f"killed worker pid {killed} mid-job; long.mp4: {rec['state']}, attempts {rec['attempts']}, "
+          f"{rec['frames']} frames in {rec['duration_s']} s on pid {rec['pid']}\n{out}")
     assert rec["state"] == "done" and rec["attempts"] == 2 and rec["pid"] != killed
     assert sum(w["restarts"] for w in st["runs"][-1]["per_worker"]) == 1
     refs = tmp_path / "refs"
