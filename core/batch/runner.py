@@ -398,7 +398,7 @@ def run_batch(opts: BatchOptions) -> BatchSummary:
     if opts.workers is not None and opts.workers < 1:
         raise HygieError("--workers must be at least 1")
     jobs = read_manifest(opts.manifest)
-    outdir = Path(opts.outdir).expanduser()
+    outdir = Path(opts.outdir).expanduser().absolute()  # workers may run in another folder, or on another node
     if outdir.exists() and not outdir.is_dir():
         raise HygieError(f"{outdir} is a file; -o takes a folder for the outputs and batch.json")
     outdir.mkdir(parents=True, exist_ok=True)
