@@ -85,13 +85,15 @@ class VoiceGate:
 class Agent:
     def __init__(self, cfg: AgentConfig, source: AudioSource, lip: Any, renderer: Any, camera: Any,
                  mel_config: MelConfig, state: Any | None = None, passthrough: Any | None = None,
-                 closed_coeffs: np.ndarray | None = None, on_frame: Callable[[FrameRecord], None] | None = None):
+                 closed_coeffs: np.ndarray | None = None, on_frame: Callable[[FrameRecord], None] | None = None,
+                 marks: Callable[[np.ndarray], np.ndarray] | None = None):
         self.cfg, self.source, self.lip, self.renderer, self.camera = cfg, source, lip, renderer, camera
         self.mel_cfg = mel_config
         self.mel = StreamingLogMel(mel_config)
         self.state = state or SimpleState()
         self.passthrough = passthrough
         self.on_frame = on_frame
+        self.marks = marks  # watermark (+ badge) on every frame sent: provenance.live.LiveMarks
         self.lookahead_frames = int(round(float(getattr(lip, "lookahead_s", 0.0)) * mel_config.frame_rate))
         self.closed = None if closed_coeffs is None else np.asarray(closed_coeffs, np.float32)
         self.gate = VoiceGate(cfg.vad_margin_db, cfg.vad_min_db, cfg.vad_hangover_ms / 1000)
@@ -241,6 +243,11 @@ class Agent:
                     self._log_error("frame", e)
                     frame = self._fallback_frame(tick)
                     kind = "error"
+                if self.marks is not None:
+                    try:
+                        frame = self.marks(frame)
+                    except Exception as e:
+                        self._log_error("watermark", e)
                 try:
                     self.camera.send(frame)
                 except Exception as e:
@@ -352,6 +359,11 @@ def build_agent(cfg: AgentConfig, source: AudioSource | None = None, on_frame: C
         source.start()
         closers.append(source.stop)
         closed = getattr(renderer, "closed_coeffs", None)
+        from hygie.core.agent_config import badge_config
+        from hygie.core.provenance.live import LiveMarks
+
+        marks = LiveMarks(avatar.meta, size, badge=badge_config(cfg) if cfg.badge else None,
+                          reference=renderer.idle_frame(0))
         camera = VirtualCamera(size[0], size[1], cfg.fps, device=cfg.camera, backend=cfg.camera_backend,
                                **cfg.camera_kwargs)
         closers.append(camera.close)
@@ -364,7 +376,7 @@ def build_agent(cfg: AgentConfig, source: AudioSource | None = None, on_frame: C
         if cfg.obs:
             closers.extend(_start_obs(state, obs_config))
         agent = Agent(cfg, source, lip, renderer, camera, avatar.mel_config, state=state, passthrough=passthrough,
-                      closed_coeffs=closed, on_frame=on_frame)
+                      closed_coeffs=closed, on_frame=on_frame, marks=marks)
         closers.reverse()
         return agent, closers
     except BaseException:

@@ -15,6 +15,7 @@ SUBCOMMAND_MODULES = [
     "hygie.models.cmd_train",
     "hygie.models.cmd_eval",
     "hygie.core.cmd_render",
+    "hygie.core.cmd_verify",
     "hygie.core.cmd_run",
     "hygie.core.cmd_devices",
     "hygie.core.cmd_bench",

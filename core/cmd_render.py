@@ -149,6 +149,7 @@ def demo_speech_path() -> Path:
 def run_render(args: argparse.Namespace) -> int:
     from hygie.core.media import load_audio, probe_video, write_video_with_audio
     from hygie.core.package import load_package
+    from hygie.core.provenance.output import for_render
     from hygie.core.renderer import Renderer, RendererConfig
 
     out = Path(args.output).expanduser()
@@ -173,13 +174,15 @@ def run_render(args: argparse.Namespace) -> int:
         n = max(1, int(np.ceil(len(audio) / sr * fps)))
         coeffs = coeffs_from_audio(avatar, audio, fps, n)
     renderer = Renderer(avatar, out_size=size, cfg=RendererConfig(fit=args.fit))
+    marks = for_render(avatar.meta, out)  # every file is marked as synthetic: watermark + Content Credentials
     try:
-        frames = render_frames(renderer, n, lips=lips, coeffs=coeffs, debug=args.debug)
-        written = write_video_with_audio(out, frames, fps, audio, sr=sr)
+        frames = marks.frames(render_frames(renderer, n, lips=lips, coeffs=coeffs, debug=args.debug))
+        written = write_video_with_audio(out, frames, fps, audio, sr=sr, finish=marks.sign)
     finally:
         renderer.close()
-    log.info("wrote %s: %d frames at %.2f fps (%dx%d)%s", out, written, fps, *renderer.size,
-             " with audio" if audio is not None else "")
+    log.info("wrote %s: %d frames at %.2f fps (%dx%d)%s; watermark: %s; signed Content Credentials "
+             "('hygie verify %s' reads both)", out, written, fps, *renderer.size,
+             " with audio" if audio is not None else "", marks.payload.describe(), out)
     print(out)
     return 0
 

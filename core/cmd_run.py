@@ -28,6 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-obs", dest="obs", action="store_false", help="ignore OBS; the avatar stays on")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
     p.add_argument("--threads", type=int, help="CPU threads for the lip model (default 1)")
+    p.add_argument("--badge", dest="badge", action="store_true", default=None,
+                   help="show a visible \"AI avatar\" badge in a corner (the EU AI Act, Art. 50, asks for a disclosure "
+                        "of deepfakes from 2 Aug 2026); every frame carries the invisible watermark either way")
+    p.add_argument("--no-badge", dest="badge", action="store_false", help="no visible badge (overrides the config file)")
+    p.add_argument("--badge-position", choices=("top-left", "top-right", "bottom-left", "bottom-right"),
+                   help="corner of the badge (default top-right)")
+    p.add_argument("--badge-size", type=float, metavar="F", help="badge height as a fraction of the frame height "
+                                                                 "(default 0.06)")
     from hygie.plugin.cmd_obs import add_obs_control_args
 
     add_obs_control_args(p)
@@ -38,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from hygie.core.agent import build_agent, close_all, format_summary, save_measured_latency
     from hygie.plugin.cmd_obs import obs_control_config
 
-    keys = ("avatar", "input", "camera", "fps", "size", "preview", "audio_out", "obs", "duration", "threads")
+    keys = ("avatar", "input", "camera", "fps", "size", "preview", "audio_out", "obs", "duration", "threads",
+            "badge", "badge_position", "badge_size")
     cfg = build_config({k: getattr(args, k, None) for k in keys})
     agent, closers = build_agent(cfg, obs_config=obs_control_config(args))
     try:

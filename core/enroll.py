@@ -22,6 +22,7 @@ from hygie.core.landmark_pass import LandmarkTrack, track_video
 from hygie.core.media import iter_video_frames, load_audio, probe_video
 from hygie.core.mel import LogMel, MelConfig
 from hygie.core.package import PackageWriter, save_npz, sha256_file
+from hygie.core.provenance import consent
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class EnrollConfig:
     max_mouths: int | None = None  # keep at most this many database frames (evenly spread)
     with_features: bool = True  # audio features for training (drop to ship a slim runtime package)
     licence: str = ""
+    consent_name: str | None = None  # who agreed to be enrolled (None: no record; the package loads with a warning)
+    consent_method: str = "--consent flag"  # how: see provenance.consent.METHODS
     min_usable_s: float = MIN_USABLE_S  # lowered only for tests and demos on short clips
     mel: MelConfig = field(default_factory=MelConfig)
 
@@ -384,9 +387,11 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
                  mean_canonical=mean_canon.astype(np.float32))
 
         elapsed = time.time() - t_start
+        sources = [{"name": s.path.name, "sha256": s.sha256} for s in srcs]
         meta = {
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "hygie_version": _version(),
+            "avatar_id": consent.derive_avatar_id(s["sha256"] for s in sources),
             "sources": [{"name": s.path.name, "sha256": s.sha256, "frames": int(len(s.track.times)),
                          "duration_s": round(len(s.audio) / cfg.mel.sample_rate, 3), **st}
                         for s, st in zip(srcs, stats_all)],
@@ -406,6 +411,9 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
             "enroll_seconds": round(elapsed, 1),
             "licence": cfg.licence or LICENCE_NOTE,
         }
+        if cfg.consent_name:
+            meta["consent"] = consent.record(cfg.consent_name, cfg.consent_method, sources,
+                                             licence=cfg.licence if cfg.consent_method == "licence" else None)
         from hygie.core.report import write_report
 
         write_report(writer.path("report.html"), writer.dir, meta, srcs=[(s.path.name, s.audio) for s in srcs])

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -137,8 +137,10 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray], fps: float,
-                           audio: np.ndarray | None, sr: int = SAMPLE_RATE, crf: int = 20) -> int:
-    """Encode BGR frames to H.264 (+ AAC audio) in an mp4. Written to a temp name, renamed at the end."""
+                           audio: np.ndarray | None, sr: int = SAMPLE_RATE, crf: int = 20,
+                           finish: Callable[[Path], None] | None = None) -> int:
+    """Encode BGR frames to H.264 (+ AAC audio) in an mp4. Written to a temp name, renamed at the end;
+    `finish(temp_path)` runs just before the rename (e.g. to sign Content Credentials into it)."""
     import av
 
     out = Path(path)
@@ -180,6 +182,8 @@ def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray]
                     c.mux(p)
                 for p in a_st.encode():
                     c.mux(p)
+        if finish is not None:
+            finish(tmp)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -55,8 +55,16 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def meta_digest(meta: dict[str, Any]) -> str:
+    """sha256 of avatar.json's content without its own digest (canonical JSON): covers the consent
+    record and every other field the way the file hashes cover the data files."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def write_meta(pkg_dir: Path, meta: dict[str, Any]) -> None:
-    """Recompute sha256 of every file in the package and write avatar.json atomically."""
+    """Recompute sha256 of every file in the package (and of avatar.json's own content) and write
+    avatar.json atomically."""
     files = {}
     for p in sorted(pkg_dir.iterdir()):
         if p.name == META or p.name.startswith("."):
@@ -65,6 +73,7 @@ def write_meta(pkg_dir: Path, meta: dict[str, Any]) -> None:
             raise PackageError(f"{p}: unexpected file in an avatar package")
         files[p.name] = sha256_file(p)
     meta = dict(meta, format=FORMAT_NAME, format_version=FORMAT_VERSION, files=files)
+    meta["meta_sha256"] = meta_digest(meta)
     tmp = pkg_dir / f".{META}.tmp"
     tmp.write_text(json.dumps(meta, indent=1, sort_keys=False))
     os.replace(tmp, pkg_dir / META)
@@ -294,4 +303,12 @@ def load_package(path: str | os.PathLike | None = None, verify: bool = True) -> 
                     f"{p}: {name} does not match its sha256 in {META}: the package was modified or damaged. "
                     "Re-run 'hygie enroll' (or 'hygie train' if only the lip model changed)."
                 )
+        # older packages (the bundled avatar before consent records) have no digest of their own
+        if "meta_sha256" in meta and meta["meta_sha256"] != meta_digest(meta):
+            raise PackageError(f"{meta_path} was edited after it was written (its digest does not match): "
+                               "the package was modified or damaged. Re-run 'hygie enroll'.")
+    from hygie.core.provenance.consent import problems
+
+    for msg in problems(meta):
+        log.warning("%s: %s", p, msg)
     return Avatar(p, meta)

@@ -156,9 +156,16 @@ class Embedder:
         self.gain = None if frame is None else masking_gain(frame)
         self._gain_id += 1
 
+    def _key(self, width: int, height: int, p: PL.Payload) -> tuple:
+        shaped = self.gain is not None and self.gain.shape == (height, width)
+        return width, height, p.to_int(), self._gain_id if shaped else 0
+
+    def ready(self, width: int, height: int, p: PL.Payload) -> bool:
+        return self._key(width, height, p) in self._cache
+
     def planes(self, width: int, height: int, p: PL.Payload) -> tuple[np.ndarray, np.ndarray]:
-        gain = self.gain if self.gain is not None and self.gain.shape == (height, width) else None
-        key = (width, height, p.to_int(), self._gain_id if gain is not None else 0)
+        key = self._key(width, height, p)
+        gain = self.gain if key[3] else None
         got = self._cache.get(key)
         if got is None:
             pat = pattern(width, height, p, self.amplitude, gain)
@@ -328,24 +335,39 @@ def read_tile(tile: np.ndarray) -> tuple[float, PL.Payload | None, tuple[float, 
 
 
 class WindowReader:
-    """Accumulates the luma of the frames of one window; `read()` registers and decodes."""
+    """Accumulates the luma of the frames of one window in thirds; `read()` registers and decodes.
 
-    def __init__(self) -> None:
-        self.sum: np.ndarray | None = None
+    Where the time code changed inside the window (live, at a minute boundary) the whole window
+    mixes two payloads: then the first and the last two thirds are decoded on their own.
+    """
+
+    def __init__(self, expected: int | None = None) -> None:
+        self.expected = expected
+        self.thirds: list[np.ndarray] = []
+        self.counts = [0, 0, 0]
         self.n = 0
-        self.parts: list[np.ndarray] = []
 
     def add(self, frame: np.ndarray) -> None:
         y = luma(frame)
-        if self.sum is None or self.sum.shape != y.shape:
-            self.sum, self.n = np.zeros_like(y), 0
-        self.sum += y
+        if not self.thirds or self.thirds[0].shape != y.shape:
+            self.thirds, self.counts, self.n = [np.zeros_like(y) for _ in range(3)], [0, 0, 0], 0
+        k = min(2, 3 * self.n // self.expected) if self.expected else self.n % 3
+        self.thirds[k] += y
+        self.counts[k] += 1
         self.n += 1
 
     def read(self) -> Detection:
-        if self.sum is None or self.n == 0:
+        if not self.n:
             return Detection(False, 0.0, None, 0.0, (0.0, 0.0), 0)
-        return detect_luma(self.sum / self.n, self.n)
+        d = detect_luma(sum(self.thirds) / self.n, self.n)
+        if d.found and d.payload is None and self.expected and min(self.counts) > 0:
+            s_guess = scale_for_height(self.thirds[0].shape[0])
+            for a, b in ((0, 2), (1, 3)):
+                part = sum(self.thirds[a:b]) / sum(self.counts[a:b])
+                z, p, shift = read_tile(fold(residual(part, s_guess), d.period))
+                if p is not None:
+                    return Detection(True, z, p, d.period, shift, sum(self.counts[a:b]))
+        return d
 
 
 def detect_luma(y: np.ndarray, n_frames: int = 1) -> Detection:
@@ -364,7 +386,90 @@ def detect_luma(y: np.ndarray, n_frames: int = 1) -> Detection:
 
 
 def detect_frames(frames: Iterable[np.ndarray]) -> Detection:
-    w = WindowReader()
+    frames = list(frames)
+    w = WindowReader(len(frames))
     for f in frames:
         w.add(f)
     return w.read()
+
+
+@dataclass
+class Scan:
+    """What the watermark reader found in a file or a folder of frames, window by window."""
+
+    source: str
+    window_s: float
+    windows: list[Detection] = field(default_factory=list)
+
+    @property
+    def payloads(self) -> dict[int, tuple[PL.Payload, int]]:
+        out: dict[int, tuple[PL.Payload, int]] = {}
+        for d in self.windows:
+            if d.payload is not None:
+                k = d.payload.to_int()
+                out[k] = (d.payload, out.get(k, (d.payload, 0))[1] + 1)
+        return out
+
+    @property
+    def n_read(self) -> int:
+        return sum(d.payload is not None for d in self.windows)
+
+    @property
+    def n_sync(self) -> int:
+        return sum(d.found for d in self.windows)
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "window_s": self.window_s, "windows": len(self.windows),
+                "windows_read": self.n_read, "windows_sync_only": self.n_sync - self.n_read,
+                "payloads": [dict(p.as_dict(), windows=n) for p, n in self.payloads.values()]}
+
+
+def scan_frames(frames: Iterable[np.ndarray], per_window: int, source: str = "", window_s: float = WINDOW_SECONDS,
+                max_windows: int | None = None) -> Scan:
+    """Read consecutive windows of `per_window` frames (a last, shorter window counts if >= half)."""
+    scan = Scan(source, window_s)
+    w = WindowReader(per_window)
+    for f in frames:
+        w.add(f)
+        if w.n == per_window:
+            scan.windows.append(w.read())
+            w = WindowReader(per_window)
+            if max_windows and len(scan.windows) >= max_windows:
+                return scan
+    if w.n and (w.n * 2 >= per_window or not scan.windows):
+        w.expected = w.n
+        scan.windows.append(w.read())
+    return scan
+
+
+def scan_video(path: str | os.PathLike, window_s: float = WINDOW_SECONDS, max_windows: int | None = None) -> Scan:
+    from hygie.core.media import iter_video_frames, probe_video
+
+    fps = probe_video(path).fps
+    per = max(1, int(round(window_s * fps)))
+    return scan_frames((f for _, f in iter_video_frames(path)), per, str(path), window_s, max_windows)
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def scan_folder(folder: str | os.PathLike, fps: float = 30.0, window_s: float = WINDOW_SECONDS,
+                max_windows: int | None = None) -> Scan:
+    """Frames saved as images (sorted by name), read in windows of `window_s` at `fps`."""
+    import cv2
+
+    files = image_files(Path(folder))
+
+    def frames() -> Iterator[np.ndarray]:
+        for p in files:
+            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            if img is None:
+                log.warning("%s: not readable as an image; skipped", p)
+                continue
+            yield img
+
+    return scan_frames(frames(), max(1, int(round(window_s * fps))), str(folder), window_s, max_windows)
