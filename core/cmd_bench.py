@@ -12,13 +12,13 @@ from hygie.core.errors import HygieError
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "grid_s1" / "enroll_5min.mp4"
-PARTS = ("enroll", "lips", "render", "agent")
+PARTS = ("enroll", "lips", "render", "agent", "watermark")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
-        help="measure speed and memory (enrollment, lip model, renderer, live agent)",
+        help="measure speed and memory (enrollment, lip model, renderer, live agent, watermark)",
         description="Print speed/memory figures and their targets. 'all' runs lips + render (+ enroll with --video).",
     )
     p.add_argument("part", nargs="?", choices=(*PARTS, "all"), default="all")
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video", type=Path, default=None, help=f"video to enroll for 'enroll' (default: {DEFAULT_VIDEO})")
     p.add_argument("--minutes", type=float, default=1.0, help="agent soak length (default 1)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    p.add_argument("--quick", action="store_true", help="watermark: one clip of each kind (a smoke run)")
     p.set_defaults(func=run)
 
 
@@ -67,6 +68,14 @@ def run(args: argparse.Namespace) -> int:
 
         results["agent"] = bench_agent.run_agent_bench(args.minutes, avatar=args.avatar)
         print(json.dumps(results["agent"], indent=1, default=str))
+    if "watermark" in parts:
+        from hygie.core.bench import watermark as wm_bench
+
+        data = DEFAULT_VIDEO.parent.parent
+        if not data.exists():
+            raise HygieError(f"{data}: the real footage the watermark bench marks and degrades is not there.")
+        results["watermark"] = wm_bench.run(data, avatar=load_package(args.avatar), quick=args.quick)
+        print(wm_bench.format_result(results["watermark"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

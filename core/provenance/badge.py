@@ -37,7 +37,7 @@ class Badge:
 
         self.cfg = cfg = cfg or BadgeConfig()
         cfg.check()
-        bh = max(12, int(round(cfg.size * height)))
+        bh = max(24, int(round(cfg.size * height)))  # below ~24 px the text is not legible
         font = cv2.FONT_HERSHEY_SIMPLEX
         scale = cv2.getFontScaleFromHeight(font, int(bh * 0.5), 1)
         thick = max(1, int(round(bh / 14)))
