@@ -54,8 +54,9 @@ class Badge:
         for cx, cy in ((r, r), (bw - 1 - r, r), (r, bh - 1 - r), (bw - 1 - r, bh - 1 - r)):
             cv2.circle(mask, (cx, cy), r, 255, -1, cv2.LINE_AA)
         cv2.putText(plate, cfg.text, (pad, (bh + th) // 2), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
-        self.plate = plate.astype(np.float32)
-        self.alpha = (mask.astype(np.float32) / 255.0 * cfg.opacity)[:, :, None]
+        self.plate = plate
+        self.alpha = np.ascontiguousarray(mask.astype(np.float32) / 255.0 * cfg.opacity)
+        self.beta = np.ascontiguousarray(1.0 - self.alpha)
         m = int(round(cfg.margin * height))
         x = m if cfg.position.endswith("left") else width - bw - m
         y = m if cfg.position.startswith("top") else height - bh - m
@@ -64,6 +65,8 @@ class Badge:
 
     def draw(self, frame: np.ndarray) -> None:
         """Blend the badge into `frame` (in place)."""
+        import cv2
+
         roi = frame[self.y:self.y + self.h, self.x:self.x + self.w]
-        a = self.alpha[: roi.shape[0], : roi.shape[1]]
-        roi[:] = (roi * (1.0 - a) + self.plate[: roi.shape[0], : roi.shape[1]] * a + 0.5).astype(np.uint8)
+        h, w = roi.shape[:2]
+        roi[:] = cv2.blendLinear(self.plate[:h, :w], np.ascontiguousarray(roi), self.alpha[:h, :w], self.beta[:h, :w])

@@ -244,7 +244,7 @@ def _comb(white: np.ndarray, shape: tuple[int, int], periods: np.ndarray) -> np.
     return np.where(ok, val, 0).sum(1) / np.maximum(ok.sum(1), 1)
 
 
-def estimate_periods(r: np.ndarray, s_guess: float, top: int = 3) -> list[float]:
+def estimate_periods(r: np.ndarray, s_guess: float, top: int = 5) -> list[float]:
     """Candidate tile periods (px) whose frequency lattice holds the most whitened spectral energy.
 
     A coarse log-spaced search over SEARCH, then a fine one (0.02 %) around each of the best peaks:
@@ -371,17 +371,32 @@ class WindowReader:
 
 
 def detect_luma(y: np.ndarray, n_frames: int = 1) -> Detection:
+    """Average luma of a window -> detection. For each candidate period from the spectrum: decode
+    there; failing that, sweep +-1 % (0.1 % steps) for the strongest sync and decode at that period
+    (on small frames the spectral lattice is coarse and the first estimate can be ~0.5 % off)."""
     s_guess = scale_for_height(y.shape[0])
     r = residual(y, s_guess)
     best: Detection | None = None
+
+    def attempt(pp: float) -> Detection:
+        nonlocal best
+        z, p, shift = read_tile(fold(r, pp))
+        d = Detection(z >= SYNC_THRESHOLD, z, p, pp, shift, n_frames)
+        if best is None or (d.payload is not None, d.z) > (best.payload is not None, best.z):
+            best = d
+        return d
+
     for period in estimate_periods(r, s_guess):
-        for pp in (period * 0.9995, period, period * 1.0005):
-            z, p, shift = read_tile(fold(r, pp))
-            d = Detection(z >= SYNC_THRESHOLD, z, p, pp, shift, n_frames)
-            if best is None or (d.payload is not None, d.z) > (best.payload is not None, best.z):
-                best = d
-        if best is not None and best.payload is not None:
-            break
+        for pp in (period, period * 0.9995, period * 1.0005):
+            if attempt(pp).payload is not None:
+                return best
+        sweep = [attempt(period * (1 + 0.001 * k)) for k in range(-10, 11) if k]
+        top = max(sweep, key=lambda d: d.z)
+        if top.payload is not None:
+            return top
+        for pp in (top.period * 0.9997, top.period * 1.0003):
+            if attempt(pp).payload is not None:
+                return best
     return best or Detection(False, 0.0, None, 0.0, (0.0, 0.0), n_frames)
 
 
