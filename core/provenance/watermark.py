@@ -43,6 +43,10 @@ MIN_HEIGHT = 540
 R_LO, R_HI = 7.0, 17.0  # band: cycles per tile (periods of 7.5 to 18 canonical px)
 SYNC_FRACTION = 0.25
 MASK_RANGE = (0.35, 2.5)  # limits of the masking gain before normalisation
+# Smooth scenes (an upscaled 288p avatar at 720p) show a mid-frequency texture that a natural
+# picture hides: there the RMS drops with the scene's median local contrast, down to AMP_FLOOR.
+ACTIVITY_REF = 1.3  # median local std (grey levels) at and above which the full AMPLITUDE is used
+AMP_FLOOR = 0.4
 AMPLITUDE = 1.7  # RMS of the added pattern in grey levels (PSNR ~ 43 dB)
 KEY = b"hygie-avatar watermark v1"
 SYNC_THRESHOLD = 6.5  # sync z (null: ~N(0,1) per shift; the max over 16k shifts x 9 periods stays < 5.5)
@@ -107,18 +111,27 @@ def tile_for(p: PL.Payload) -> np.ndarray:
     return t / t.std()
 
 
-def masking_gain(frame: np.ndarray) -> np.ndarray:
-    """Per-pixel strength (mean 1 in RMS terms): weaker on flat areas (a plain wall, where a faint
-    texture would show), stronger in textured ones (hair, clothes, shelves, which hide it)."""
+def _activity(y: np.ndarray) -> np.ndarray:
+    import cv2
+
+    s = scale_for_height(y.shape[0])
+    mu = cv2.GaussianBlur(y, (0, 0), 3.0 * s)
+    return np.sqrt(np.maximum(cv2.GaussianBlur(y * y, (0, 0), 3.0 * s) - mu * mu, 0))
+
+
+def masking_gain(frame: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-pixel strength (RMS 1) and the scene's overall factor (<= 1): weaker on flat areas
+    (a plain wall, where a faint texture would show), stronger in textured ones (hair, clothes,
+    shelves, which hide it), and weaker overall on a smooth scene."""
     import cv2
 
     y = luma(frame)
-    s = scale_for_height(y.shape[0])
-    mu = cv2.GaussianBlur(y, (0, 0), 3.0 * s)
-    act = np.sqrt(np.maximum(cv2.GaussianBlur(y * y, (0, 0), 3.0 * s) - mu * mu, 0))
-    g = np.clip(np.sqrt(act / (float(np.median(act)) + 1e-3)), MASK_RANGE[0], MASK_RANGE[1])
-    g = cv2.GaussianBlur(g.astype(np.float32), (0, 0), 4.0 * s)  # no hard edges in the strength
-    return g / float(np.sqrt(np.mean(g * g)))
+    act = _activity(y)
+    med = float(np.median(act))
+    g = np.clip(np.sqrt(act / (med + 1e-3)), MASK_RANGE[0], MASK_RANGE[1])
+    g = cv2.GaussianBlur(g.astype(np.float32), (0, 0), 4.0 * scale_for_height(y.shape[0]))  # no hard edges
+    scene = float(np.clip(med / ACTIVITY_REF, AMP_FLOOR, 1.0))
+    return g / float(np.sqrt(np.mean(g * g))), scene
 
 
 def pattern(width: int, height: int, p: PL.Payload, amplitude: float = AMPLITUDE,
@@ -149,11 +162,12 @@ class Embedder:
         self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._max = cache
         self.gain: np.ndarray | None = None
+        self.scene = 1.0
         self._gain_id = 0
 
     def set_reference(self, frame: np.ndarray | None) -> None:
         """Shape the strength after this frame of the scene (None: uniform)."""
-        self.gain = None if frame is None else masking_gain(frame)
+        self.gain, self.scene = (None, 1.0) if frame is None else masking_gain(frame)
         self._gain_id += 1
 
     def _key(self, width: int, height: int, p: PL.Payload) -> tuple:
@@ -168,7 +182,7 @@ class Embedder:
         gain = self.gain if key[3] else None
         got = self._cache.get(key)
         if got is None:
-            pat = pattern(width, height, p, self.amplitude, gain)
+            pat = pattern(width, height, p, self.amplitude * (self.scene if gain is not None else 1.0), gain)
             pos = np.repeat(np.clip(pat, 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
             neg = np.repeat(np.clip(-pat, 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
             if len(self._cache) >= self._max:
