@@ -57,7 +57,7 @@ def verify(path: Path, fps: float = 30.0, max_seconds: float = 120.0) -> dict:
         creds = credentials.read(path)
     else:
         creds = credentials.read(path)
-        scan = watermark.scan_video(path, max_windows=max_windows)
+        scan = watermark.scan_video(path, max_windows=max_windows, progress=True)
     return {"path": str(path), "credentials": creds.as_dict() if creds else None, "watermark": scan.as_dict()}
 
 

@@ -230,3 +230,16 @@ def test_frames_from_the_live_agent_verify(tmp_path, monkeypatch):
     assert b.x < wd // 4 and b.y < h // 4  # top-left
     plate = kept[0][b.y:b.y + b.h, b.x:b.x + b.w]
     assert (plate.min(axis=2) > 200).sum() > 20 and np.median(plate) < 90  # white text on a dark plate
+
+
+def test_live_window_across_a_minute_change_still_reads():
+    """Live frames change time code each minute: a 2-s window that spans the change mixes two payloads;
+    the bits that differ follow one of the two, or else the first or last two thirds decode alone."""
+    frames = first_frames(need(GRID_HELDOUT), 50)
+    p1 = PL.Payload(0x0A1B2C3D, 1_000_000, live=True)
+    p2 = PL.Payload(0x0A1B2C3D, 1_000_001, live=True)
+    emb = WM.Embedder()
+    emb.set_reference(frames[0])
+    mixed = [emb.apply(f, p1 if i < 25 else p2) for i, f in enumerate(frames)]
+    d = WM.detect_frames(mixed)
+    assert d.payload in (p1, p2)

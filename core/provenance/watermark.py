@@ -454,29 +454,39 @@ class Scan:
 
 
 def scan_frames(frames: Iterable[np.ndarray], per_window: int, source: str = "", window_s: float = WINDOW_SECONDS,
-                max_windows: int | None = None) -> Scan:
+                max_windows: int | None = None, progress: bool = False, bar_total: int | None = None) -> Scan:
     """Read consecutive windows of `per_window` frames (a last, shorter window counts if >= half)."""
+    from tqdm import tqdm
+
     scan = Scan(source, window_s)
     w = WindowReader(per_window)
+    bar = tqdm(total=bar_total or max_windows, desc="watermark", unit="window", disable=not progress)
     for f in frames:
         w.add(f)
         if w.n == per_window:
             scan.windows.append(w.read())
+            bar.update(1)
             w = WindowReader(per_window)
             if max_windows and len(scan.windows) >= max_windows:
+                bar.close()
                 return scan
+    bar.close()
     if w.n and (w.n * 2 >= per_window or not scan.windows):
         w.expected = w.n
         scan.windows.append(w.read())
     return scan
 
 
-def scan_video(path: str | os.PathLike, window_s: float = WINDOW_SECONDS, max_windows: int | None = None) -> Scan:
+def scan_video(path: str | os.PathLike, window_s: float = WINDOW_SECONDS, max_windows: int | None = None,
+               progress: bool = False) -> Scan:
     from hygie.core.media import iter_video_frames, probe_video
 
-    fps = probe_video(path).fps
-    per = max(1, int(round(window_s * fps)))
-    return scan_frames((f for _, f in iter_video_frames(path)), per, str(path), window_s, max_windows)
+    info = probe_video(path)
+    per = max(1, int(round(window_s * info.fps)))
+    total = int(np.ceil(info.duration / window_s)) if info.duration else None
+    bar_total = min(x for x in (max_windows, total) if x) if (max_windows or total) else None
+    return scan_frames((f for _, f in iter_video_frames(path)), per, str(path), window_s, max_windows, progress,
+                       bar_total)
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
