@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hygie.core import geometry as G
+from hygie.core.face import geometry as G
+from hygie.core.face.canonical import frame_lips
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class _Detector:
     """FaceMesh in video mode -> canonical lips under the avatar's alignment."""
 
     def __init__(self, reference: np.ndarray):
-        from hygie.core.face_tracker import FaceTracker
+        from hygie.core.face.tracker import FaceTracker
 
         self.tr = FaceTracker()
         self.ref = reference
@@ -90,8 +91,7 @@ class _Detector:
         r = self.tr.process(frame)
         if r.landmarks is None:
             return np.full((len(G.LIPS), 2), np.nan), None
-        sim, _ = G.align(r.landmarks, self.ref)
-        return sim.apply(r.landmarks[G.LIPS])[:, :2], r.landmarks
+        return frame_lips(r.landmarks, self.ref), r.landmarks
 
     def close(self) -> None:
         self.tr.close()
@@ -143,10 +143,12 @@ def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str 
     import cv2
     from tqdm import tqdm
 
-    from hygie.core.cmd_render import coeffs_from_audio
+    from hygie.core.render.drive import coeffs_from_audio
     from hygie.core.errors import HygieError
-    from hygie.core.media import iter_video_frames, load_audio, probe_video
-    from hygie.core.renderer import Renderer
+    from hygie.core.media.audio_file import load_audio
+    from hygie.core.media.decode import iter_video_frames
+    from hygie.core.media.probe import probe_video
+    from hygie.core.render.renderer import Renderer
 
     if driver not in ("landmarks", "model"):
         raise ValueError("driver must be 'landmarks' or 'model'")

@@ -16,7 +16,8 @@ CLIP = DATA / "grid_speakers" / "sbia1a.mp4"
 @pytest.fixture(scope="module")
 def consented(tmp_path_factory):
     """A small real enrollment (one 3-s GRID sentence) with a consent record."""
-    from hygie.core.enroll import EnrollConfig, enroll
+    from hygie.core.enroll.config import EnrollConfig
+    from hygie.core.enroll.pipeline import enroll
 
     out = tmp_path_factory.mktemp("consent") / "pkg"
     enroll([need(CLIP)], out, EnrollConfig(min_usable_s=1, template_seconds=1.0, with_features=False,
@@ -25,7 +26,8 @@ def consented(tmp_path_factory):
 
 
 def test_consent_record_in_avatar_json(consented):
-    from hygie.core.package import load_package, sha256_file
+    from hygie.core.package.avatar import load_package
+    from hygie.core.package.files import sha256_file
     from hygie.core.provenance.consent import avatar_id, derive_avatar_id, problems
 
     meta = json.loads((consented / "avatar.json").read_text())
@@ -43,7 +45,7 @@ def test_consent_record_in_avatar_json(consented):
 def test_editing_the_consent_record_is_refused(consented, tmp_path):
     import shutil
 
-    from hygie.core.package import load_package
+    from hygie.core.package.avatar import load_package
 
     pkg = tmp_path / "pkg"
     shutil.copytree(consented, pkg)
@@ -56,7 +58,7 @@ def test_editing_the_consent_record_is_refused(consented, tmp_path):
 
 def test_package_without_consent_loads_with_a_warning(caplog):
     """The bundled avatar predates consent records (until it is rebuilt): it loads, with a warning."""
-    from hygie.core.package import load_package
+    from hygie.core.package.avatar import load_package
 
     with caplog.at_level(logging.WARNING, logger="hygie.core.package"):
         av = load_package()
@@ -66,7 +68,7 @@ def test_package_without_consent_loads_with_a_warning(caplog):
 
 
 def test_enroll_refuses_without_consent_when_not_interactive(tmp_path, capsys, monkeypatch):
-    from hygie.core.cli import main
+    from hygie.core.cli.main import main
 
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     rc = main(["enroll", str(need(CLIP)), "-o", str(tmp_path / "a"), "--no-train"])

@@ -31,7 +31,7 @@ def signing_dir(tmp_path, monkeypatch):
 
 
 def first_frames(path: Path, n: int) -> list[np.ndarray]:
-    from hygie.core.media import iter_video_frames
+    from hygie.core.media.decode import iter_video_frames
 
     out = []
     for _, f in iter_video_frames(path):
@@ -120,7 +120,7 @@ def test_local_signing_chain(signing_dir):
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     """`hygie render` of the bundled demo sentence with the default avatar, signed by a private key."""
-    from hygie.core.cli import main
+    from hygie.core.cli.main import main
 
     d = tmp_path_factory.mktemp("render")
     mp = pytest.MonkeyPatch()
@@ -133,8 +133,8 @@ def rendered(tmp_path_factory):
 
 
 def test_rendered_file_carries_credentials_and_watermark(rendered, monkeypatch, capsys):
-    from hygie.core.cli import main
-    from hygie.core.package import load_package
+    from hygie.core.cli.main import main
+    from hygie.core.package.avatar import load_package
     from hygie.core.provenance.consent import avatar_id
 
     out, signing = rendered
@@ -155,7 +155,7 @@ def test_rendered_file_carries_credentials_and_watermark(rendered, monkeypatch, 
 
 
 def test_tampered_file_and_manifest_are_detected(rendered, tmp_path, monkeypatch):
-    from hygie.core.cmd_verify import EXIT_INVALID, verdict, verify
+    from hygie.core.cli.verify import EXIT_INVALID, verdict, verify
 
     out, signing = rendered
     monkeypatch.setenv("HYGIE_SIGNING_DIR", str(signing))
@@ -177,7 +177,7 @@ def test_tampered_file_and_manifest_are_detected(rendered, tmp_path, monkeypatch
 
 def test_organisation_certificate_signs_and_is_not_trusted_elsewhere(tmp_path, monkeypatch):
     """An organisation's chain through HYGIE_SIGN_CERT/KEY: valid signature, untrusted on a machine without its CA."""
-    from hygie.core.package import load_package
+    from hygie.core.package.avatar import load_package
     from hygie.core.provenance import credentials as C
     from hygie.core.provenance.keys import make_local_chain
 
@@ -198,11 +198,11 @@ def test_frames_from_the_live_agent_verify(tmp_path, monkeypatch):
     frames saved as PNG are read by `hygie verify FOLDER` as live, synthetic, this avatar."""
     import cv2
 
-    from hygie.core.agent import build_agent, close_all
-    from hygie.core.agent_config import AgentConfig
-    from hygie.core.audio_input import FileAudioSource
-    from hygie.core.cmd_verify import verify
-    from hygie.core.package import load_package
+    from hygie.core.audio.capture import FileAudioSource
+    from hygie.core.live.agent import build_agent, close_all
+    from hygie.core.live.config import AgentConfig
+    from hygie.core.cli.verify import verify
+    from hygie.core.package.avatar import load_package
     from hygie.core.provenance.consent import avatar_id
 
     av = load_package()
@@ -222,7 +222,7 @@ def test_frames_from_the_live_agent_verify(tmp_path, monkeypatch):
     assert r["credentials"] is None and w["windows_read"] == w["windows"] >= 1
     (p,) = w["payloads"]
     assert p["live"] and p["synthetic"] and p["avatar_id"] == avatar_id(av.meta)
-    from hygie.core.agent_config import badge_config
+    from hygie.core.live.config import badge_config
     from hygie.core.provenance.badge import Badge
 
     h, wd = kept[0].shape[:2]

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("faiss")
 
-from hygie.core.retrieval import MouthRetriever, RetrievalConfig
+from hygie.core.render.retrieval import MouthRetriever, RetrievalConfig
 
 
 def _db(n: int = 600, k: int = 6, seed: int = 0):

@@ -75,7 +75,8 @@ def encode(frames: Iterable[np.ndarray], path: Path, fps: float, bitrate: int | 
 
 def degrade(src: Path, dst: Path, kind: str) -> Path:
     """A real re-encode of `src` with one degradation (see DEGRADATIONS)."""
-    from hygie.core.media import iter_video_frames, probe_video
+    from hygie.core.media.decode import iter_video_frames
+    from hygie.core.media.probe import probe_video
 
     fps = probe_video(src).fps
     tf = transform(kind)
@@ -89,7 +90,8 @@ def degrade(src: Path, dst: Path, kind: str) -> Path:
 
 def windows(path: Path, hop_s: float | None = None, window_s: float = WM.WINDOW_SECONDS) -> list[WM.Detection]:
     """Detections in consecutive 2-s windows, or in windows starting every `hop_s` (short clips)."""
-    from hygie.core.media import iter_video_frames, probe_video
+    from hygie.core.media.decode import iter_video_frames
+    from hygie.core.media.probe import probe_video
 
     if hop_s is None:
         return WM.scan_video(path, window_s).windows
@@ -111,7 +113,8 @@ class Source:
 def mark_video(src: Path, dst: Path, p: PL.Payload, psnr: list[float]) -> None:
     import cv2
 
-    from hygie.core.media import iter_video_frames, probe_video
+    from hygie.core.media.decode import iter_video_frames
+    from hygie.core.media.probe import probe_video
 
     emb = WM.Embedder()
 
@@ -169,7 +172,7 @@ def live_cost(avatar=None, repeats: int = 300) -> dict:
     size = (1280, 720)
     renderer = None
     if avatar is not None:
-        from hygie.core.renderer import Renderer
+        from hygie.core.render.renderer import Renderer
 
         renderer = Renderer(avatar, out_size=size)
         frame = renderer.idle_frame(0)
@@ -204,9 +207,9 @@ def live_cost(avatar=None, repeats: int = 300) -> dict:
 
 def render_unmarked(avatar, speech: list[Path], out: Path, seconds: float, size=(1280, 720)) -> Path:
     """The avatar speaking `speech` at 1280x720 (what `hygie render --size 1280x720` makes), unmarked."""
-    from hygie.core.cmd_render import coeffs_from_audio, render_frames
-    from hygie.core.media import load_audio
-    from hygie.core.renderer import Renderer
+    from hygie.core.media.audio_file import load_audio
+    from hygie.core.render.drive import coeffs_from_audio, render_frames
+    from hygie.core.render.renderer import Renderer
 
     sr = avatar.mel_config.sample_rate
     audio = np.concatenate([load_audio(p, sr) for p in speech])[: int(seconds * sr)]

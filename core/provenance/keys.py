@@ -35,7 +35,7 @@ def signing_dir() -> Path:
     env = os.environ.get("HYGIE_SIGNING_DIR")
     if env:
         return Path(env).expanduser()
-    from hygie.core.agent_config import config_dir
+    from hygie.core.user_dirs import config_dir
 
     return config_dir() / "signing"
 

@@ -479,7 +479,8 @@ def scan_frames(frames: Iterable[np.ndarray], per_window: int, source: str = "",
 
 def scan_video(path: str | os.PathLike, window_s: float = WINDOW_SECONDS, max_windows: int | None = None,
                progress: bool = False) -> Scan:
-    from hygie.core.media import iter_video_frames, probe_video
+    from hygie.core.media.decode import iter_video_frames
+    from hygie.core.media.probe import probe_video
 
     info = probe_video(path)
     per = max(1, int(round(window_s * info.fps)))

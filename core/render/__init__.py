@@ -1,0 +1,1 @@
+"""Rendering: a requested mouth shape -> a real mouth retrieved, warped and blended into the body."""

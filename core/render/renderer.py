@@ -1,0 +1,239 @@
+"""Predicted mouth shape -> output frame: retrieve a real mouth, warp it, place and blend it.
+
+Per frame (`render_lips`):
+1. retrieval: the database mouth whose shape is nearest, with a temporal cost (retrieval.py);
+2. destination: the requested canonical lips, given the template frame's own lip depth
+   (lips_z), mapped into the template frame's image by the inverse of its canonical
+   alignment (its head pose), then to output pixels; the surrounding skin points are
+   the template frame's own landmarks, so cheeks, chin and nose base stay where the
+   idle footage has them;
+3. warp: piecewise-affine over a Delaunay mesh of the 93 mouth-region points (warp.py),
+   only inside the mouth's bounding box, crop and its feathered alpha together;
+4. blend: colour-matched feathered blend into a copy of the template frame (blend.py).
+
+The live agent calls exactly `Renderer(avatar, out_size)`, `.render(coeffs|None, tick)`,
+`.idle_frame(tick)`, `.reset()` and reads `.closed_coeffs`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hygie.core.face import geometry as G
+from hygie.core.render.blend import BlendConfig, blend_into_fast, crop_alpha
+from hygie.core.render.jpeg import decode_jpeg_blob
+from hygie.core.render.retrieval import MouthRetriever, RetrievalConfig
+from hygie.core.render.template import OutputTransform, TemplateLoop
+from hygie.core.render.warp import PiecewiseAffineWarper, delaunay
+
+log = logging.getLogger(__name__)
+
+N_LIPS = len(G.LIPS)
+
+
+@dataclass
+class RendererConfig:
+    fit: str = "letterbox"  # or "crop": how a differently shaped output is filled
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    blend: BlendConfig = field(default_factory=BlendConfig)
+    crop_cache: int = 512  # decoded database crops kept (a crop is ~20-60 kB)
+    jaw_follow: float = 0.5  # how much the skin points (chin, cheeks) follow the requested mouth (0 = template's own)
+    # per-frame weight of the new skin offset (1 = none): skin moves smoothly in reality, while a
+    # detector- or model-driven request jitters; the lips themselves are never smoothed
+    skin_smooth: float = 0.5
+    template_memory_mb: float = 384.0
+
+
+def crop_thumbnails(jpeg: np.ndarray, offsets: np.ndarray, size: tuple[int, int] = (21, 18)) -> np.ndarray:
+    """(M, w*h) mean-removed grey thumbnails of every database crop, for the retrieval's appearance term."""
+    import cv2
+
+    n = len(offsets) - 1
+    out = np.zeros((n, size[0] * size[1]), np.float32)
+    for i in range(n):
+        g = cv2.imdecode(jpeg[offsets[i]:offsets[i + 1]], cv2.IMREAD_REDUCED_GRAYSCALE_2)  # half-size decode: faster
+        t = cv2.resize(g, size, interpolation=cv2.INTER_AREA).astype(np.float32).ravel() * (1.0 / 255.0)
+        out[i] = t - t.mean()
+    return out
+
+
+class Renderer:
+    def __init__(self, avatar, out_size: tuple[int, int] | None = None, cfg: RendererConfig | None = None):
+        import cv2
+
+        self.avatar = avatar
+        self.cfg = cfg or RendererConfig()
+        m = avatar.mouths
+        self.jpeg, self.offsets = m["jpeg"], m["offsets"]
+        self.points = m["points"].astype(np.float32)  # (M, 93, 2) crop pixels
+        if self.points.shape[1] != len(G.MOUTH_REGION):
+            raise ValueError("mouth database points do not match geometry.MOUTH_REGION; re-run 'hygie enroll'")
+        crop = avatar.meta["crop"]
+        self.crop_size = (int(crop["size"][0]), int(crop["size"][1]))
+        self.feather_px = self.cfg.blend.feather * float(crop["px_per_iod"])
+        thumbs = crop_thumbnails(self.jpeg, self.offsets) if self.cfg.retrieval.look > 0 else None
+        self.retriever = MouthRetriever(m["coeffs"], m["frame"], N_LIPS, self.cfg.retrieval, thumbs)
+        # bicubic keeps the real mouth's sharpness when it is resampled (bilinear measured 0.70 of real)
+        self.warper = PiecewiseAffineWarper(delaunay(self.points.mean(0)), interpolation=cv2.INTER_CUBIC)
+        self.tf = OutputTransform.fit(avatar.frame_size, out_size, self.cfg.fit)
+        self.size = self.tf.size
+        self.loop = TemplateLoop(avatar, self.tf, self.cfg.template_memory_mb)
+        t = avatar.template
+        # canonical (x, y, z, 1) -> template image pixels, one 2x4 matrix per template frame.
+        # The mouth is warped and blended at the template's own resolution (where the crops
+        # were cut), then only its box is scaled to the output, exactly like the template frame.
+        self._proj = np.stack([self._projection(G.Similarity.from_array(p)) for p in t["pose"]]).astype(np.float32)
+        self._lips_z = t["lips_z"].astype(np.float32)
+        self._surround = t["landmarks"][:, G.MOUTH_SURROUND, :2].astype(np.float32)
+        self._native_hw = (avatar.frame_size[1], avatar.frame_size[0])
+        # idle: the person's real closed mouth, held still: the median shape of the idle footage
+        tr = avatar.track
+        tc_all = tr["coeffs"][t["frame"]].astype(np.float32)
+        self.closed_coeffs = avatar.closed_coeffs
+        self._tpl_coeffs = np.where(np.isfinite(tc_all), tc_all, self.closed_coeffs)
+        self._jaw = self._fit_skin_model(m["coeffs"], float(crop["px_per_iod"]))
+        self._crops: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._gain: np.ndarray | None = None
+        self._skin: np.ndarray | None = None
+        self.timings: dict[str, float] = {}
+        self.last: dict = {}
+        cv2.setUseOptimized(True)
+
+    def _fit_skin_model(self, coeffs: np.ndarray, px_per_iod: float) -> np.ndarray:
+        """Linear map (K, 53*2) from mouth-shape coefficients to canonical skin-point offsets (IOD).
+
+        Fitted on the database itself (crop pixels are canonical positions up to scale and shift):
+        when the mouth opens the chin and cheeks move with it, so the template's closed-mouth skin
+        points are shifted by the difference in mouth shape, keeping the face consistent
+        (a still chin under an open mouth looks pasted, and unsettles the landmark detector too).
+        """
+        S = self.points[:, N_LIPS:, :].reshape(len(self.points), -1) / px_per_iod
+        C = np.asarray(coeffs, np.float64)
+        ok = np.isfinite(C).all(1) & np.isfinite(S).all(1)
+        if ok.sum() < 4 * C.shape[1]:
+            return np.zeros((C.shape[1], S.shape[1]), np.float32)
+        Cc = C[ok] - C[ok].mean(0)
+        Sc = S[ok] - S[ok].mean(0)
+        lam = 1e-3 * np.trace(Cc.T @ Cc) / Cc.shape[1]  # light ridge: stable on small databases
+        B = np.linalg.solve(Cc.T @ Cc + lam * np.eye(C.shape[1]), Cc.T @ Sc)
+        return (self.cfg.jaw_follow * B).astype(np.float32)
+
+    def _projection(self, sim: G.Similarity) -> np.ndarray:
+        # img = R.T @ (c - t) / s ; out = scale * img + o
+        Rt = sim.R.T[:2] / sim.s  # (2, 3)
+        P = np.zeros((2, 4))
+        P[:, :3] = Rt
+        P[:, 3] = -Rt @ sim.t
+        return P
+
+    # -- public API -------------------------------------------------------------------------
+    @property
+    def n_template(self) -> int:
+        return self.loop.n
+
+    def reset(self) -> None:
+        """Forget the temporal state (a new utterance or stream)."""
+        self.retriever.reset()
+        self._gain = None
+        self._skin = None
+
+    def idle_frame(self, tick: int) -> np.ndarray:
+        """The raw template frame (no mouth work): a cheap fallback."""
+        return self.loop.frame(tick).copy()
+
+    def render(self, coeffs: np.ndarray | None, tick: int) -> np.ndarray:
+        """PCA coefficients (K,) -> BGR frame; None = idle (real closed mouth, still)."""
+        c = self.closed_coeffs if coeffs is None else np.asarray(coeffs, np.float32).ravel()
+        if not np.isfinite(c).all():
+            c = self.closed_coeffs
+        return self._render(self.avatar.coeffs_to_lips(c), c, tick)
+
+    def render_lips(self, lips: np.ndarray, tick: int) -> np.ndarray:
+        """Canonical lips (40, 2) -> BGR frame: the warp lands the mouth on exactly these points."""
+        lips = np.asarray(lips, np.float32).reshape(N_LIPS, 2)
+        if not np.isfinite(lips).all():  # a lost track upstream: show the still closed mouth
+            return self.render(None, tick)
+        return self._render(lips, self.avatar.lips_to_coeffs(lips), tick)
+
+    def destination(self, lips: np.ndarray, tick: int) -> np.ndarray:
+        """(93, 2) output-pixel destination: requested lips in the template pose + its own skin points."""
+        return self.tf.points(self._destination(lips, tick, self.avatar.lips_to_coeffs(lips))).astype(np.float32)
+
+    def _destination(self, lips: np.ndarray, tick: int, coeffs: np.ndarray | None = None,
+                     update: bool = False) -> np.ndarray:
+        i = self.loop.index(tick)
+        c4 = np.concatenate([lips, self._lips_z[i][:, None], np.ones((N_LIPS, 1), np.float32)], axis=1)
+        skin = self._surround[i]
+        if coeffs is not None:
+            d = ((coeffs - self._tpl_coeffs[i]) @ self._jaw).reshape(-1, 2)  # canonical IOD offsets
+            if update:
+                if self._skin is not None:
+                    d = self._skin + self.cfg.skin_smooth * (d - self._skin)
+                self._skin = d
+            skin = skin + d @ self._proj[i][:, :2].T
+        return np.concatenate([c4 @ self._proj[i].T, skin]).astype(np.float32)
+
+    def close(self) -> None:
+        self.loop.close()
+
+    # -- internals --------------------------------------------------------------------------
+    def crop(self, j: int) -> np.ndarray:
+        """Database crop j as BGRA (alpha = its feathered mask), decoded once and cached."""
+        import cv2
+
+        c = self._crops.get(j)
+        if c is not None:
+            self._crops.move_to_end(j)
+            return c
+        bgr = decode_jpeg_blob(self.jpeg, self.offsets, j)
+        a = crop_alpha(self.points[j], (bgr.shape[1], bgr.shape[0]), self.feather_px)
+        c = cv2.merge([bgr, a])
+        self._crops[j] = c
+        if len(self._crops) > self.cfg.crop_cache:
+            self._crops.popitem(last=False)
+        return c
+
+    def _to_output(self, patch: np.ndarray, x0: int, y0: int) -> tuple[np.ndarray, int, int] | None:
+        """Scale a native-resolution BGRA box to output pixels with the template's own transform."""
+        import cv2
+
+        tf = self.tf
+        h, w = patch.shape[:2]
+        fx, fy = x0 * tf.scale + tf.ox, y0 * tf.scale + tf.oy
+        X0, Y0 = max(int(np.floor(fx)), 0), max(int(np.floor(fy)), 0)
+        X1 = min(int(np.ceil((x0 + w) * tf.scale + tf.ox)), tf.size[0])
+        Y1 = min(int(np.ceil((y0 + h) * tf.scale + tf.oy)), tf.size[1])
+        if X1 <= X0 or Y1 <= Y0:
+            return None
+        M = np.array([[tf.scale, 0, fx - X0], [0, tf.scale, fy - Y0]], np.float64)
+        out = cv2.warpAffine(patch, M, (X1 - X0, Y1 - Y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        return out, X0, Y0
+
+    def _render(self, lips: np.ndarray, coeffs: np.ndarray, tick: int) -> np.ndarray:
+        t0 = time.perf_counter()
+        p = self.retriever.prev
+        j = self.retriever.choose(coeffs)
+        # colour gain smoothed along a run of the same source footage, re-measured on a jump
+        same_run = p >= 0 and (j == p or j == self.retriever.succ[p])
+        t1 = time.perf_counter()
+        dst = self._destination(lips, tick, coeffs, update=True)
+        src = self.crop(j)
+        res = self.warper.warp(src, self.points[j], dst, self._native_hw)
+        placed = None
+        if res is not None:
+            placed = (res.patch, res.x0, res.y0) if self.tf.identity else self._to_output(res.patch, res.x0, res.y0)
+        t2 = time.perf_counter()
+        out = self.loop.frame(tick).copy()
+        alpha = None
+        if placed is not None:
+            alpha, self._gain = blend_into_fast(out, *placed, self.cfg.blend,
+                                                prev_gain=self._gain if same_run else None)
+        t3 = time.perf_counter()
+        self.timings = {"retrieval": t1 - t0, "warp": t2 - t1, "blend": t3 - t2, "total": t3 - t0}
+        self.last = {"mouth": j, "template": self.loop.index(tick), "dst": self.tf.points(dst), "lips": lips,
+                     "alpha": alpha, "x0": placed[1] if placed else 0, "y0": placed[2] if placed else 0}
+        return out
