@@ -71,13 +71,13 @@ def test_watermark_survives_reencode_scaling_and_crop(tmp_path, clip, n):
 
 
 def test_no_false_positives_on_real_footage():
-    videos = [need(GRID_HELDOUT), *OBAMA, *sorted((DATA / "grid_speakers").glob("*.mp4"))[:4]]
+    videos = [need(GRID_HELDOUT), *OBAMA, *sorted((DATA / "grid_speakers").glob("*.mp4"))[:3]]
     n = 0
     for v in videos:
-        scan = WM.scan_video(v, max_windows=8)
+        scan = WM.scan_video(v, max_windows=5)
         n += len(scan.windows)
         assert scan.n_read == 0 and scan.n_sync == 0, (v, [d.as_dict() for d in scan.windows])
-    assert n >= 15
+    assert n >= 12
 
 
 def test_live_marks_change_with_the_minute_and_keep_the_input():

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from hygie.core.errors import HygieError
+from hygie.core.live.camera_identity import CAMERA_NAME as TOOL  # the product's name, which the camera carries
 
 log = logging.getLogger(__name__)
 
-TOOL = "Hygie Avatar"
 SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 AVATAR_ASSERTION = "org.hygie.avatar"
 MIME = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".jpg": "image/jpeg",
