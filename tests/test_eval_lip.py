@@ -94,6 +94,9 @@ def test_short_real_training_beats_mean_mouth(grid_avatar, tmp_path):
             p.chmod(0o644)
     meta = json.loads((pkg / "avatar.json").read_text())
     meta["files"].pop("report.html", None)
+    from hygie.core.package.files import meta_digest
+
+    meta["meta_sha256"] = meta_digest(meta)  # an edit of avatar.json refreshes its own digest too
     (pkg / "avatar.json").write_text(json.dumps(meta))
     cfg = TrainConfig(steps=150, batch=12, chunk=150, eval_every=50, max_seconds=100, progress=False)
     res = train_package(pkg, seed=0, config=cfg)
