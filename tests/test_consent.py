@@ -52,7 +52,7 @@ def test_editing_the_consent_record_is_refused(consented, tmp_path):
     meta = json.loads((pkg / "avatar.json").read_text())
     meta["consent"]["name"] = "Someone Else"
     (pkg / "avatar.json").write_text(json.dumps(meta))
-    with pytest.raises(PackageError, match="edited after it was written"):
+    with pytest.raises(PackageError, match="does not match its own digest"):
         load_package(pkg)
 
 

@@ -92,7 +92,7 @@ def cut_crops(srcs: list, plan: CropPlan, loop: tuple[int, int], cfg: EnrollConf
     with tqdm(total=n, desc="mouth crops", unit="frame") as bar:
         for vi, s in enumerate(srcs):
             k = 0
-            for t, frame in iter_video_frames(s.path):
+            for t, frame in iter_video_frames(s.path, end=s.end):
                 if k >= len(s.track.times):
                     break
                 # frames are matched to pass 1 by order: the same decoder gives the same frames and times

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import queue
+import signal
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,15 +42,30 @@ def frame_damage_stats(frame: np.ndarray) -> tuple[float, float]:
     return grey, block
 
 
-def _worker(args: tuple[str, float, float | None, int, int, "mp.Queue | None"]) -> dict[str, np.ndarray]:
-    path, t0, t1, worker_id, threads, progress = args
+_progress: "mp.Queue | None" = None
+_parent = 0
+
+
+def _init_worker(progress: "mp.Queue", parent: int) -> None:
+    """Pool worker set-up: Ctrl-C is the parent's to handle (it terminates the pool), and progress goes
+    to the parent's queue."""
+    global _progress, _parent
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _progress, _parent = progress, parent
+
+
+def _worker(args: tuple[str, float, float | None, int]) -> dict[str, np.ndarray]:
+    path, t0, t1, threads = args
     from hygie.core.face.tracker import FaceTracker
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    progress = _progress
     times, lms, nf, greys, blocks, other = [], [], [], [], [], []
     done = 0
     with FaceTracker() as tr:
         for t, img in iter_video_frames(path, threads=threads, start=t0, end=t1):
+            if os.getppid() != _parent:  # the parent was killed outright: stop, never run on as an orphan
+                os._exit(1)
             r = tr.process(img)
             times.append(t)
             lms.append(r.landmarks.astype(np.float32) if r.landmarks is not None else np.full((478, 3), np.nan, np.float32))
@@ -67,30 +84,39 @@ def _worker(args: tuple[str, float, float | None, int, int, "mp.Queue | None"]) 
                 other_face=np.array(other, np.float32))
 
 
-def track_video(path: str, workers: int | None = None, progress_desc: str = "face landmarks") -> LandmarkTrack:
-    """FaceMesh over every frame of `path`, in time-sliced worker processes, with a progress bar."""
+def _drain(q: "mp.Queue", bar) -> None:
+    while True:
+        try:
+            bar.update(q.get_nowait())
+        except queue.Empty:
+            return
+
+
+def track_video(path: str, workers: int | None = None, progress_desc: str = "face landmarks",
+                end: float | None = None) -> LandmarkTrack:
+    """FaceMesh over every frame of `path` (up to `end` seconds), in time-sliced worker processes."""
     from tqdm import tqdm
 
     info = probe_video(path)
+    duration = info.duration if end is None else min(end, info.duration or end)
     workers = workers or max(1, min(os.cpu_count() or 1, 4))
-    if info.duration < 4 * workers:
+    if duration < 4 * workers:
         workers = 1
-    edges = np.linspace(0, info.duration + 1.0, workers + 1)
+    edges = np.linspace(0, duration + 1.0, workers + 1)
     ctx = mp.get_context("spawn")  # MediaPipe graphs are not fork-safe
-    with ctx.Manager() as mgr:
-        q = mgr.Queue()
-        # the last range is open-ended: a container's duration can be missing or short
-        jobs = [(str(path), float(edges[i]), float(edges[i + 1]) if i < workers - 1 else None, i, 1, q)
-                for i in range(workers)]
-        with ctx.Pool(workers) as pool, tqdm(total=info.n_frames, desc=progress_desc, unit="frame") as bar:
-            res = pool.map_async(_worker, jobs)
-            while not res.ready():
-                res.wait(0.2)
-                while not q.empty():
-                    bar.update(q.get())
-            parts = res.get()
-            while not q.empty():
-                bar.update(q.get())
+    q = ctx.Queue()
+    # the last range is open-ended: a container's duration can be missing or short
+    jobs = [(str(path), float(edges[i]), float(edges[i + 1]) if i < workers - 1 else end, 1) for i in range(workers)]
+    # leaving the `with` (also on Ctrl-C or SIGTERM) terminates the workers
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(q, os.getpid())) as pool, \
+            tqdm(total=int(round(duration * info.fps)) or info.n_frames, desc=progress_desc, unit="frame") as bar:
+        res = pool.map_async(_worker, jobs)
+        while not res.ready():
+            res.wait(0.2)
+            _drain(q, bar)
+        parts = res.get()
+        _drain(q, bar)
+    q.close()
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if len(merged["times"]) == 0:
         raise MediaError(f"{path}: no video frame could be decoded. The file is corrupt or truncated.")

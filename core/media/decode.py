@@ -1,6 +1,7 @@
 """Decoding video frames: the one decoder both enrollment passes use, so they count frames alike.
 
-A frame's time is its presentation timestamp; a frame without one (raw streams, some
+Frames come out as players show them: a rotation tag (phones) is applied. A frame's time is
+its presentation timestamp; a frame without one (raw streams, some
 muxers) is given the previous frame's time plus one frame period, the same way on every
 pass. `start`/`end` restrict decoding to a time range (the landmark pass splits a video
 into ranges, one per worker process).
@@ -14,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from hygie.core.errors import MediaError
-from hygie.core.media.probe import open_media
+from hygie.core.media.probe import open_media, quarter_turns
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,10 @@ def iter_video_frames(path: str | os.PathLike, threads: int = 2, start: float = 
         n = 0
         bad = 0
         t_prev: float | None = None
-        for packet in c.demux(vs):
+        for packet in _packets(c, vs, path):
             try:
                 frames = packet.decode()
-            except av.error.InvalidDataError as e:
+            except av.error.FFmpegError as e:  # invalid data, or a decoder refusing a damaged packet
                 bad += 1
                 log.warning("skipping a corrupt video packet (%s)", e)
                 continue
@@ -57,7 +58,11 @@ def iter_video_frames(path: str | os.PathLike, threads: int = 2, start: float = 
                     continue
                 if end is not None and t >= end - 1e-6:
                     break
-                yield t, fr.to_ndarray(format="bgr24")
+                img = fr.to_ndarray(format="bgr24")
+                turns = quarter_turns(getattr(fr, "rotation", 0))
+                if turns:
+                    img = np.ascontiguousarray(np.rot90(img, turns))
+                yield t, img
                 n += 1
             else:
                 continue
@@ -66,3 +71,18 @@ def iter_video_frames(path: str | os.PathLike, threads: int = 2, start: float = 
             raise MediaError(f"{path}: no video frame could be decoded. The file is corrupt or truncated.")
         if bad:
             log.warning("%d corrupt video packets skipped in %s", bad, path)
+
+
+def _packets(c, vs, path) -> Iterator:
+    """The stream's packets; a container that breaks off mid-file ends the stream (with a warning)."""
+    import av
+
+    it = c.demux(vs)
+    while True:
+        try:
+            yield next(it)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as e:
+            log.warning("%s: the file breaks off here (%s); using what came before", path, e)
+            return

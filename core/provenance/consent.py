@@ -2,7 +2,7 @@
 
 A record names the person, says how the agreement was given (the --consent flag, a confirmation
 typed at a terminal, or a licence for corpus footage), when, and the sha256 of every source
-video it covers. avatar.json carries a digest of its own content (package.write_meta), so the
+video it covers. avatar.json carries a digest of its own content (package.schema), so the
 record cannot be edited without the package refusing to load.
 """
 from __future__ import annotations
