@@ -6,7 +6,7 @@ import logging
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -51,10 +51,11 @@ def temp_name(path: str | os.PathLike) -> Path:
 
 def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray], fps: float,
                            audio: np.ndarray | None, sr: int = SAMPLE_RATE, crf: int = 20,
-                           repeatable: bool = False) -> int:
+                           repeatable: bool = False, finish: Callable[[Path], None] | None = None) -> int:
     """Encode BGR frames to H.264 (+ AAC audio) in an mp4. Written to a temp name, renamed at the end.
 
     `repeatable`: encode as REPEATABLE_X264 says, so the same frames always give the same video.
+    `finish(temp_path)` runs just before the rename (e.g. to sign Content Credentials into it).
     """
     import av
 
@@ -97,6 +98,8 @@ def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray]
                     c.mux(p)
                 for p in a_st.encode():
                     c.mux(p)
+        if finish is not None:
+            finish(tmp)
         os.replace(tmp, out)
     except OSError as e:
         written = tmp.stat().st_size if tmp.exists() else 0
