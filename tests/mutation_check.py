@@ -78,7 +78,7 @@ BREAKAGES = [
     Breakage("no-damage-filter", "damaged (grey/blocky) frames enter the mouth database", "core/enroll/checks.py",
              "    return (track.grey - grey_base > 0.15) | (track.block > max(2.2, 1.8 * block_base))\n",
              "    return np.zeros(len(track.grey), bool)\n",
-             ["tests/test_enroll_real.py"]),
+             ["tests/test_enroll_real.py::test_damage_detector_finds_the_real_glitch_and_nothing_else"]),
     Breakage("latency-no-lookahead", "the latency figure forgets the look-ahead", "core/live/agent.py",
              "                self._coeffs_mel_idx = self._mel_frames - 1 - self.lookahead_frames\n",
              "                self._coeffs_mel_idx = self._mel_frames - 1\n",

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import OBAMA, need, zip_package
+from conftest import GRID_ENROLL, OBAMA, need, zip_package
 from hygie.core.face import geometry as G
 from hygie.core.enroll.config import EnrollConfig
 from hygie.core.enroll.pipeline import enroll
@@ -45,6 +45,26 @@ def test_grid_damaged_sentence_is_dropped(grid_avatar):
     assert not db & set(range(5700, 5712))  # no garbage mouth in the retrieval database
     src = av.meta["sources"][0]
     assert src["damaged"] == 12 and src["no_face"] == 10
+
+
+def test_damage_detector_finds_the_real_glitch_and_nothing_else():
+    """The grey/blocky detector itself, on the decoded frames around the damaged GRID sentence (fast: 4 s)."""
+    from types import SimpleNamespace
+
+    from hygie.core.enroll.checks import damaged_frames
+    from hygie.core.face.track import frame_damage_stats
+    from hygie.core.media.decode import iter_video_frames
+
+    times, stats = [], []
+    for t, f in iter_video_frames(need(GRID_ENROLL), start=226.0, end=230.0):
+        times.append(t)
+        stats.append(frame_damage_stats(f))
+    times = np.array(times)
+    grey, block = (np.array(v, np.float32) for v in zip(*stats))
+    flagged = damaged_frames(SimpleNamespace(grey=grey, block=block))
+    glitch = (times >= 228.0 - 1e-6) & (times < 228.48)  # frames 5700-5711
+    assert glitch.sum() == 12 and flagged[glitch].all()
+    assert not flagged[~glitch].any()
 
 
 def test_grid_mouth_opening_follows_the_audio(grid_avatar):
