@@ -267,7 +267,8 @@ def _alive(pids: set[int], grace: float = 2.0) -> list[str]:
 
 
 def _enroll_and_signal(clip: Path, out: Path, after: float | None, sig: int = signal.SIGTERM) -> tuple[int, float, set[int]]:
-    cmd = CLI + ["enroll", str(clip), "-o", str(out), "--no-train", "--min-footage", "5", "--workers", "2"]
+    cmd = CLI + ["enroll", str(clip), "-o", str(out), "--no-train", "--min-footage", "5", "--workers", "2",
+                 "--consent", "GRID speaker s1 (CC BY 4.0)"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     seen: set[int] = set()
     t0 = time.perf_counter()

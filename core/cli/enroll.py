@@ -8,8 +8,9 @@ from pathlib import Path
 
 from hygie.core.enroll.config import EnrollConfig
 from hygie.core.enroll.pipeline import enroll
-from hygie.core.errors import HygieError
+from hygie.core.errors import HygieError, PackageError
 from hygie.core.limits import number_arg
+from hygie.core.outputs import check_output, is_avatar_package
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.output
     if args.zip and out.suffix != ".hygie":
         out = out.with_suffix(".hygie")
+    # where it goes is checked before anyone is asked anything (never over an input or a non-package)
+    check_output(out, args.videos, args.force, "an avatar package", is_avatar_package, PackageError)
     name, method = consent_name(args)
     cfg = EnrollConfig(template_seconds=args.template_seconds, max_mouths=args.max_mouths,
                        workers=args.workers, licence=args.licence, consent_name=name, consent_method=method)

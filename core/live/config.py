@@ -71,12 +71,13 @@ def config_path() -> Path:
 
 
 # what each setting must be (the same rule for the config file and the flags)
-_TEXT = ("avatar", "input", "camera", "camera_backend", "size", "audio_out")
-_FLAGS = ("preview", "obs")
+_TEXT = ("avatar", "input", "camera", "camera_backend", "size", "audio_out", "badge_position")
+_FLAGS = ("preview", "obs", "virtual_mic", "badge")
 _NUMBERS: dict[str, tuple[float, float, bool]] = {
     "fps": (1, MAX_FPS, False), "threads": (1, 64, True), "report_every_s": (0.5, 3600, False),
     "fade_ms": (0, 5000, False), "vad_margin_db": (0, 60, False), "vad_min_db": (-120, 0, False),
     "vad_hangover_ms": (0, 10000, False), "watchdog_ms": (50, 60000, False), "block_ms": (1, 100, False),
+    "pump_ms": (1, 30, False), "badge_size": (0.01, 0.5, False),
 }
 
 
