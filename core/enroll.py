@@ -19,9 +19,11 @@ import numpy as np
 from hygie.core import geometry as G
 from hygie.core.errors import HygieError, MediaError
 from hygie.core.landmark_pass import LandmarkTrack, track_video
-from hygie.core.media import iter_video_frames, load_audio, probe_video
+from hygie.core.enroll_crops import cut_video
+from hygie.core.media import load_audio, probe_video
 from hygie.core.mel import LogMel, MelConfig
 from hygie.core.package import PackageWriter, save_npz, sha256_file
+from hygie.core.render.conditions import LIP_MARGIN, source_light
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +182,15 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
 
     cfg = cfg or EnrollConfig()
     t_start = time.time()
+    # where the time goes (wall seconds per stage; the landmark pass also reports its workers' CPU split)
+    split: dict[str, float] = {}
+    t_mark = [time.perf_counter()]
+
+    def mark(stage: str) -> None:
+        now = time.perf_counter()
+        split[stage] = split.get(stage, 0.0) + now - t_mark[0]
+        t_mark[0] = now
+
     videos = [Path(v) for v in videos]
     if not videos:
         raise HygieError("give at least one video.")
@@ -194,10 +205,15 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
                 raise MediaError(f"{v}: has no audio track. Record with the microphone on; the avatar learns from your voice.")
             infos.append(info)
         for v, info in zip(videos, infos):
+            mark("probe")
             audio = load_audio(v, cfg.mel.sample_rate)
             _check_audio(v, audio, info.duration, cfg.mel.sample_rate)
             log.info("%s: %dx%d, %.2f fps, %.1f s", v.name, info.width, info.height, info.fps, info.duration)
+            mark("audio")
             tr = track_video(str(v), workers=cfg.workers, progress_desc=f"face landmarks {v.name}")
+            mark("landmark pass")
+            for k, sec in (tr.seconds or {}).items():
+                split[f"landmark pass cpu: {k}"] = split.get(f"landmark pass cpu: {k}", 0.0) + sec
             srcs.append(Source(v, info.fps, (info.width, info.height), tr, audio, sha256_file(v)))
         if len({s.size for s in srcs}) > 1 or len({round(s.fps, 2) for s in srcs}) > 1:
             raise MediaError("all enrollment videos must share one frame size and frame rate; re-export them alike.")
@@ -313,16 +329,17 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
         t_vid, t_a, t_b = best
         log.info("idle loop: %s %.1f–%.1f s (%d frames, ping-pong)", srcs[t_vid].path.name, times[t_a], times[t_b - 1], t_b - t_a)
 
-        # crop geometry: native resolution (median IOD in pixels)
-        iod_px = np.linalg.norm(all_lm[sub][:, 33, :2] - all_lm[sub][:, 263, :2], axis=1)
-        px_per_iod = float(np.median(iod_px))
+        # crop geometry: native resolution (median IOD in pixels), and never below the idle loop's
+        # own face size: the crops are pasted there, and a crop stored smaller than the face it is
+        # pasted into is upscaled on every frame (with several recordings the faces differ in size)
+        iod_all = np.linalg.norm(all_lm[:, 33, :2] - all_lm[:, 263, :2], axis=1)
+        px_per_iod = float(max(np.median(iod_all[sub]), np.nanmedian(iod_all[t_a:t_b])))
         mean_canon = np.nanmean(canon[sub], axis=0)
         origin, crop_size = crop_geometry(mean_canon[G.MOUTH_REGION, :2], px_per_iod, cfg.crop_margin)
 
         db_idx = sub
         if cfg.max_mouths and len(db_idx) > cfg.max_mouths:
             db_idx = subsample_in_runs(db_idx, cfg.max_mouths, run=int(round(3 * fps)))
-        db_set = set(db_idx.tolist())
         affines = np.zeros((len(db_idx), 2, 3), np.float32)
         pts = np.zeros((len(db_idx), len(G.MOUTH_REGION), 2), np.float32)
         for j, i in enumerate(db_idx):
@@ -331,39 +348,35 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
             affines[j] = M
             pts[j] = all_lm[i, G.MOUTH_REGION, :2] @ M[:, :2].T + M[:, 2]
 
-        # pass 2: cut crops and template frames
-        from tqdm import tqdm
+        mark("alignment, PCA, features, template")
+        # pass 2: cut crops and template frames (parallel workers, like pass 1)
 
-        blobs: list[bytes] = []
-        tpl_blobs: list[bytes] = []
-        pos = {int(i): j for j, i in enumerate(db_idx)}
-        enc = [int(cv2.IMWRITE_JPEG_QUALITY), cfg.jpeg_quality]
-        tenc = [int(cv2.IMWRITE_JPEG_QUALITY), cfg.template_jpeg_quality]
         crops: list[bytes | None] = [None] * len(db_idx)
+        skin = np.full((len(db_idx), 3), np.nan, np.float32)  # Lab of the skin around each mouth
+        tpl_blobs: list[bytes] = []
         base = 0
-        with tqdm(total=n, desc="mouth crops", unit="frame") as bar:
-            for vi, s in enumerate(srcs):
-                k = 0
-                for t, frame in iter_video_frames(s.path):
-                    if k >= len(s.track.times):
-                        break
-                    # frames are matched to pass 1 by timestamp order (identical decoder)
-                    gi = base + k
-                    if gi in db_set:
-                        c = cv2.warpAffine(frame, affines[pos[gi]], crop_size, flags=cv2.INTER_CUBIC,
-                                           borderMode=cv2.BORDER_REPLICATE)
-                        crops[pos[gi]] = cv2.imencode(".jpg", c, enc)[1].tobytes()
-                    if t_a <= gi < t_b:
-                        tpl_blobs.append(cv2.imencode(".jpg", frame, tenc)[1].tobytes())
-                    k += 1
-                    bar.update(1)
-                base += len(s.track.times)
+        for vi, s in enumerate(srcs):
+            nv = len(s.track.times)
+            mine = (db_idx >= base) & (db_idx < base + nv)
+            jobs = {int(i - base): affines[j] for j, i in zip(np.flatnonzero(mine), db_idx[mine])}
+            points = {int(i - base): pts[j] for j, i in zip(np.flatnonzero(mine), db_idx[mine])}
+            tpl_k = [k - base for k in range(t_a, t_b) if base <= k < base + nv]
+            c_, t_, l_ = cut_video(str(s.path), s.track.times, jobs, points, tpl_k, crop_size, cfg.jpeg_quality,
+                                   cfg.template_jpeg_quality, float(s.track.times[-1]) + 1.0 / fps,
+                                   LIP_MARGIN * px_per_iod, workers=cfg.workers, desc=f"mouth crops {s.path.name}")
+            for j, i in zip(np.flatnonzero(mine), db_idx[mine]):
+                crops[j] = c_.get(int(i - base))
+                if int(i - base) in l_:
+                    skin[j] = l_[int(i - base)]
+            tpl_blobs += [t_[k] for k in tpl_k if k in t_]
+            base += nv
         missing = [j for j, c in enumerate(crops) if c is None]
         if missing:
             raise MediaError(f"{len(missing)} frames could not be decoded a second time; the file changed or is corrupt.")
         if len(tpl_blobs) != t_b - t_a:
             raise MediaError("the idle-loop frames could not be decoded again; the file changed or is corrupt.")
         blobs = [c for c in crops if c is not None]
+        mark("crop pass")
 
         def pack(bl: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
             offs = np.concatenate([[0], np.cumsum([len(b) for b in bl])]).astype(np.int64)
@@ -371,7 +384,8 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
 
         jb, jo = pack(blobs)
         save_npz(writer.path("mouths.npz"), jpeg=jb, offsets=jo, frame=db_idx.astype(np.int64),
-                 points=pts, coeffs=coeffs[db_idx], affine=affines, opening=opening[db_idx].astype(np.float32))
+                 points=pts, coeffs=coeffs[db_idx], affine=affines, opening=opening[db_idx].astype(np.float32),
+                 skin_lab=skin)
         tb_, to_ = pack(tpl_blobs)
         t_sl = slice(t_a, t_b)
         save_npz(writer.path("template.npz"), jpeg=tb_, offsets=to_, frame=np.arange(t_a, t_b, dtype=np.int64),
@@ -383,6 +397,11 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
                  eye_open=eye_open.astype(np.float32), reference=ref,
                  mean_canonical=mean_canon.astype(np.float32))
 
+        light, light_warn = source_light(skin, vid_id[db_idx], [s.path.name for s in srcs])
+        for w in light_warn:
+            log.warning("%s", w)
+
+        mark("write arrays")
         elapsed = time.time() - t_start
         meta = {
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -402,13 +421,17 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
             "crop": {"size": list(crop_size), "origin": origin.tolist(), "px_per_iod": px_per_iod,
                      "n_mouths": int(len(db_idx))},
             "template": {"video": t_vid, "first_frame": int(t_a), "frames": int(t_b - t_a), "loop": "ping-pong"},
+            "light": {"sources": light, "warnings": light_warn},
             "audio": cfg.mel.to_dict(),
             "enroll_seconds": round(elapsed, 1),
+            "enroll_split_s": {k: round(v, 2) for k, v in split.items()},
             "licence": cfg.licence or LICENCE_NOTE,
         }
         from hygie.core.report import write_report
 
         write_report(writer.path("report.html"), writer.dir, meta, srcs=[(s.path.name, s.audio) for s in srcs])
+        mark("report")
+        meta["enroll_split_s"] = {k: round(v, 2) for k, v in split.items()}
         path = writer.commit(meta)
     except OSError as e:
         writer.abort()

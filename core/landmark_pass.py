@@ -21,31 +21,59 @@ class LandmarkTrack:
     grey: np.ndarray  # (N,) fraction of the frame with no colour (damaged-frame detector)
     block: np.ndarray  # (N,) 8x8 blockiness ratio (damaged-frame detector)
     other_face: np.ndarray  # (N,) size of the largest other face relative to the tracked one (0 = none)
+    seconds: dict | None = None  # CPU seconds per stage of the pass (decode, convert, landmarks, damage)
 
 
-def frame_damage_stats(frame: np.ndarray) -> tuple[float, float]:
-    """(grey fraction, blockiness). Decoder garbage is flat grey or blocky at 8x8/16x16 boundaries."""
+def frame_damage_stats(frame: np.ndarray, luma: np.ndarray | None = None, rgb: bool = False) -> tuple[float, float]:
+    """(grey fraction, blockiness). Decoder garbage is flat grey or blocky at 8x8/16x16 boundaries.
+
+    `frame` may be a downscaled copy (the grey fraction does not care); blockiness needs the coded
+    resolution: pass the decoder's own luma plane as `luma` (no colour conversion needed).
+    """
     import cv2
 
-    small = frame[::2, ::2]
-    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
+    step = max(2, frame.shape[0] // 180)  # ~180 rows of samples: the grey fraction is a proportion
+    small = np.ascontiguousarray(frame[::step, ::step])
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV if rgb else cv2.COLOR_BGR2HSV)
     grey = float(np.mean(hsv[..., 1] < 12))
-    g = frame[..., 1].astype(np.float32)
-    dx = np.abs(np.diff(g, axis=1))
-    w = dx.shape[1] - dx.shape[1] % 8
-    cols = dx[:, :w].reshape(dx.shape[0], -1, 8).mean(axis=(0, 1))
+    # a subset of rows (the same statistic), 8-bit absolute differences summed per column
+    src = luma if luma is not None else frame[..., 1]
+    g = src[:: max(2, src.shape[0] // 270)]
+    dx = cv2.absdiff(g[:, 1:], g[:, :-1])
+    col = dx.sum(axis=0, dtype=np.int64)
+    w = len(col) - len(col) % 8
+    cols = col[:w].reshape(-1, 8).mean(axis=0) / g.shape[0]
     block = float(cols[7] / (np.median(cols[:7]) + 1e-3))  # jump across 8-px boundaries vs inside blocks
     return grey, block
 
 
+# FaceMesh's landmark model sees the face at 192x192: a frame taller than this is scaled down
+# (in the decoder's own colour conversion, one pass) before detection, and the landmarks mapped
+# back; a 1080p face of 400 px stays above 250 px.
+LANDMARK_MAX_HEIGHT = 720
+_TIMERS = ("decode", "convert", "landmarks", "damage")
+
+
+def _luma(fr) -> np.ndarray | None:
+    """The decoded frame's 8-bit luma plane as an array (no copy of the picture), or None."""
+    if fr.format.name not in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12"):
+        return None
+    p = fr.planes[0]
+    return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
+
+
 def _worker(args: tuple[str, float, float, int, int, "mp.Queue | None"]) -> dict[str, np.ndarray]:
     path, t0, t1, worker_id, threads, progress = args
+    import time
+
     import av
 
     from hygie.core.face_tracker import FaceTracker
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     times, lms, nf, greys, blocks, other = [], [], [], [], [], []
+    spent = dict.fromkeys(_TIMERS, 0.0)
+    clock = time.perf_counter
     with FaceTracker() as tr, av.open(path) as c:
         vs = c.streams.video[0]
         vs.thread_type = "AUTO"
@@ -54,11 +82,17 @@ def _worker(args: tuple[str, float, float, int, int, "mp.Queue | None"]) -> dict
         if t0 > 0:
             c.seek(int(t0 / tb), stream=vs, backward=True, any_frame=False)
         done = 0
-        for packet in c.demux(vs):
+        packets = c.demux(vs)
+        while True:
+            a = clock()
+            packet = next(packets, None)
+            if packet is None:
+                break
             try:
                 frames = packet.decode()
             except av.error.InvalidDataError:
                 continue
+            spent["decode"] += clock() - a
             for fr in frames:
                 if fr.pts is None:
                     continue
@@ -67,15 +101,31 @@ def _worker(args: tuple[str, float, float, int, int, "mp.Queue | None"]) -> dict
                     continue
                 if t >= t1 - 1e-6:
                     break
-                img = fr.to_ndarray(format="bgr24")
-                r = tr.process(img)
+                a = clock()
+                W, H = fr.width, fr.height
+                s = min(1.0, LANDMARK_MAX_HEIGHT / H)
+                w, h = (W, H) if s == 1.0 else (int(round(W * s / 2)) * 2, int(round(H * s / 2)) * 2)
+                rgb = fr.to_ndarray(format="rgb24", width=w, height=h,
+                                    interpolation=None if s == 1.0 else "FAST_BILINEAR")
+                b_ = clock()
+                r = tr.process_rgb(rgb)
+                c_ = clock()
                 times.append(t)
-                lms.append(r.landmarks.astype(np.float32) if r.landmarks is not None else np.full((478, 3), np.nan, np.float32))
+                lm = r.landmarks.astype(np.float32) if r.landmarks is not None else np.full((478, 3), np.nan, np.float32)
+                if s != 1.0:
+                    lm[:, 0] *= W / w
+                    lm[:, 1] *= H / h
+                    lm[:, 2] *= W / w
+                lms.append(lm)
                 nf.append(r.n_faces)
                 other.append(r.other_size)
-                g, b = frame_damage_stats(img)
+                g, b = frame_damage_stats(rgb, _luma(fr), rgb=True)
                 greys.append(g)
                 blocks.append(b)
+                d_ = clock()
+                spent["convert"] += b_ - a
+                spent["landmarks"] += c_ - b_
+                spent["damage"] += d_ - c_
                 done += 1
                 if progress is not None and done % 25 == 0:
                     progress.put(25)
@@ -86,7 +136,7 @@ def _worker(args: tuple[str, float, float, int, int, "mp.Queue | None"]) -> dict
         progress.put(done % 25)
     return dict(times=np.array(times), landmarks=np.stack(lms) if lms else np.zeros((0, 478, 3), np.float32),
                 n_faces=np.array(nf, np.int16), grey=np.array(greys, np.float32), block=np.array(blocks, np.float32),
-                other_face=np.array(other, np.float32))
+                other_face=np.array(other, np.float32), **{f"t_{k}": np.array([v]) for k, v in spent.items()})
 
 
 def track_video(path: str, workers: int | None = None, progress_desc: str = "face landmarks") -> LandmarkTrack:
@@ -111,10 +161,14 @@ def track_video(path: str, workers: int | None = None, progress_desc: str = "fac
             parts = res.get()
             while not q.empty():
                 bar.update(q.get())
+    # CPU seconds per stage, summed over the workers (enroll_bench prints the split)
+    spent = {k: float(sum(p.pop(f"t_{k}")[0] for p in parts)) for k in _TIMERS}
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if len(merged["times"]) == 0:
         raise MediaError(f"{path}: no video frame could be decoded. The file is corrupt or truncated.")
     order = np.argsort(merged["times"], kind="stable")
     t = merged["times"][order]
     keep = np.concatenate([[True], np.diff(t) > 1e-6])  # drop duplicates at the slice seams
-    return LandmarkTrack(**{k: v[order][keep] for k, v in merged.items()})
+    track = LandmarkTrack(**{k: v[order][keep] for k, v in merged.items()})
+    track.seconds = spent
+    return track

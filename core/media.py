@@ -136,10 +136,40 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
     return x
 
 
+@dataclass(frozen=True)
+class VideoEncoding:
+    """libx264 settings of the mp4s Hygie writes (yuv420p: what every player and call app reads)."""
+
+    crf: int = 20
+    preset: str = "veryfast"
+    tune: str | None = None
+    x264_params: str | None = None
+
+    def options(self) -> dict[str, str]:
+        o = {"crf": str(self.crf), "preset": self.preset}
+        if self.tune:
+            o["tune"] = self.tune
+        if self.x264_params:
+            o["x264-params"] = self.x264_params
+        return o
+
+
+# Chosen by measurement (core/render_bench.py `encoder_sweep`, docs/renderer.md): see there.
+RENDER_ENCODING = VideoEncoding()
+
+
 def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray], fps: float,
-                           audio: np.ndarray | None, sr: int = SAMPLE_RATE, crf: int = 20) -> int:
-    """Encode BGR frames to H.264 (+ AAC audio) in an mp4. Written to a temp name, renamed at the end."""
+                           audio: np.ndarray | None, sr: int = SAMPLE_RATE, crf: int | None = None,
+                           encoding: VideoEncoding | None = None) -> int:
+    """Encode BGR frames to H.264 (+ AAC audio) in an mp4. Written to a temp name, renamed at the end.
+
+    `encoding` defaults to RENDER_ENCODING; `crf` overrides only its quality.
+    """
     import av
+
+    enc = encoding or RENDER_ENCODING
+    if crf is not None:
+        enc = VideoEncoding(crf, enc.preset, enc.tune, enc.x264_params)
 
     out = Path(path)
     if out.parent and not out.parent.exists():
@@ -162,7 +192,7 @@ def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray]
                     vs = c.add_stream("libx264", rate=rate)
                     vs.width, vs.height = w - w % 2, h - h % 2
                     vs.pix_fmt = "yuv420p"
-                    vs.options = {"crf": str(crf), "preset": "veryfast"}
+                    vs.options = enc.options()
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(fr[: vs.height, : vs.width]), format="bgr24")
                 for p in vs.encode(vf):
                     c.mux(p)

@@ -48,12 +48,12 @@ def _model_step_ms(avatar, fps: float, n: int = 200) -> float | None:
 
 
 def bench_size(avatar, size: tuple[int, int] | None, frames: int = 300, warmup: int = 30,
-               pace: bool = True, fps: float | None = None) -> dict:
+               pace: bool = True, fps: float | None = None, cfg=None) -> dict:
     import cv2
 
     from hygie.core.renderer import Renderer
 
-    r = Renderer(avatar, out_size=size)
+    r = Renderer(avatar, out_size=size, cfg=cfg)
     try:
         lips = _driving_lips(avatar, frames + warmup)
         # decode every crop this run will use, so the steady state is measured (the live
@@ -106,7 +106,8 @@ def bench_size(avatar, size: tuple[int, int] | None, frames: int = 300, warmup: 
         r.close()
 
 
-def run(avatar, sizes: list[tuple[int, int] | None] | None = None, frames: int = 300, pace: bool = True) -> dict:
+def run(avatar, sizes: list[tuple[int, int] | None] | None = None, frames: int = 300, pace: bool = True,
+        cfg=None) -> dict:
     """Bench at each size (None = native) on one core; returns {"WxH": figures} plus the model step."""
     import cv2
 
@@ -122,7 +123,7 @@ def run(avatar, sizes: list[tuple[int, int] | None] | None = None, frames: int =
             if key in seen:  # a 720p avatar: native is already 1280x720
                 continue
             seen.add(key)
-            r = bench_size(avatar, s, frames, pace=pace)
+            r = bench_size(avatar, s, frames, pace=pace, cfg=cfg)
             if model_ms is not None:
                 r["total_with_model_ms"] = r["total_ms"] + model_ms
             tot = r.get("total_with_model_ms", r["total_ms"])
@@ -156,3 +157,61 @@ if __name__ == "__main__":  # python -m hygie.core.render_bench AVATAR
 
     logging.basicConfig(level=logging.INFO)
     print(format_bench(run(load_package(sys.argv[1] if len(sys.argv) > 1 else None))))
+
+
+def encoder_sweep(avatar, video, encodings: dict, max_frames: int = 200, size: tuple[int, int] | None = None) -> dict:
+    """Mouth sharpness kept by each mp4 encoding: render `video`'s true lips, encode, decode, compare.
+
+    Returns {name: {"keeps": mp4 / in-memory Laplacian variance in the mouth boxes, "mb": file size,
+    "encode_fps": frames per second of encoding on this machine}}.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import cv2
+
+    from hygie.core.cmd_render import lips_from_video
+    from hygie.core.media import iter_video_frames, write_video_with_audio
+    from hygie.core.renderer import Renderer
+
+    lips, fps = lips_from_video(avatar, video)
+    lips = lips[:max_frames]
+    r = Renderer(avatar, out_size=size)
+    boxes: list[tuple[int, int, int, int]] = []
+    sharp_mem: list[float] = []
+    mouths_mem: list[np.ndarray] = []
+    out: dict = {}
+
+    def frames(record: bool):
+        r.reset()
+        for i in range(len(lips)):
+            f = r.render_lips(lips[i], i) if np.isfinite(lips[i]).all() else r.render(None, i)
+            if record:
+                d = r.last["dst"][:40]
+                lo, hi = d.min(0), d.max(0)
+                pad = 0.25 * (hi - lo)
+                x0, y0 = np.maximum(np.floor(lo - pad).astype(int), 0)
+                x1, y1 = np.ceil(hi + pad).astype(int)
+                boxes.append((x0, y0, x1, y1))
+                sharp_mem.append(cv2.Laplacian(cv2.cvtColor(f[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+                mouths_mem.append(f[y0:y1, x0:x1].copy())
+            yield f
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for k, (name, enc) in enumerate(encodings.items()):
+                path = Path(tmp) / f"{k}.mp4"
+                t0 = time.perf_counter()
+                n = write_video_with_audio(path, frames(record=k == 0), fps, None, encoding=enc)
+                dt = time.perf_counter() - t0
+                sharp, err = [], []
+                for i, (_, f) in enumerate(iter_video_frames(path)):
+                    x0, y0, x1, y1 = boxes[i]
+                    sharp.append(cv2.Laplacian(cv2.cvtColor(f[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+                    err.append(np.mean((f[y0:y1, x0:x1].astype(np.float32) - mouths_mem[i]) ** 2))
+                out[name] = {"keeps": float(np.mean(sharp) / np.mean(sharp_mem[: len(sharp)])),
+                             "mouth_psnr_db": float(10 * np.log10(255.0 ** 2 / max(np.mean(err), 1e-9))),
+                             "mb": path.stat().st_size / 2 ** 20, "frames": n, "render_and_encode_fps": n / dt}
+    finally:
+        r.close()
+    return out
