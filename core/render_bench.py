@@ -14,7 +14,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-TARGET_MS_720P = 8.0
+TARGET_MS_720P = 3.0  # mean; p95 <= 4 ms
+TARGET_P95_MS_720P = 4.0
+TARGET_MS_1080P = 4.0
 
 
 def _driving_lips(avatar, n: int) -> np.ndarray:
@@ -111,7 +113,7 @@ def run(avatar, sizes: list[tuple[int, int] | None] | None = None, frames: int =
     """Bench at each size (None = native) on one core; returns {"WxH": figures} plus the model step."""
     import cv2
 
-    sizes = sizes if sizes is not None else [None, (1280, 720)]
+    sizes = sizes if sizes is not None else [None, (1280, 720), (1920, 1080)]
     old = cv2.getNumThreads()
     cv2.setNumThreads(1)  # one core: the live agent shares the machine with the call app
     try:
@@ -146,7 +148,9 @@ def format_bench(res: dict) -> str:
         lines.append(f"{name:>20s} {r['retrieval_ms']:9.3f} {r['warp_ms']:7.3f} {r['blend_ms']:7.3f} "
                      f"{(m if m is not None else float('nan')):7.3f} {tot:7.3f} {r['total_p50_ms']:7.3f} {r['total_p95_ms']:7.3f} "
                      f"{r['floor_ms']:7.3f} {r['ratio_to_floor']:6.1f}")
-    lines.append(f"target: total <= {TARGET_MS_720P:g} ms at 1280x720" + ("" if m is not None else " (no lip model in this package: model step not included)"))
+    lines.append(f"target: total <= {TARGET_MS_720P:g} ms mean and <= {TARGET_P95_MS_720P:g} ms p95 at 1280x720, "
+                 f"<= {TARGET_MS_1080P:g} ms at 1920x1080; the machine is shared: compare the ratio to the floor"
+                 + ("" if m is not None else " (no lip model in this package: model step not included)"))
     return "\n".join(lines)
 
 
@@ -215,3 +219,54 @@ def encoder_sweep(avatar, video, encodings: dict, max_frames: int = 200, size: t
     finally:
         r.close()
     return out
+
+
+def interleaved(avatar, cfgs: dict, size: tuple[int, int] | None = None, frames: int = 300, warmup: int = 30) -> dict:
+    """Per-frame time of several renderer configurations, interleaved frame by frame on one core.
+
+    On a shared, loaded machine two runs minutes apart are not comparable; frames alternating
+    between configurations see the same load. Includes the copy-and-paste floor as one more
+    "configuration". Returns {name: {"mean_ms", "p50_ms", "p95_ms", "ratio_to_floor"}}.
+    """
+    import cv2
+
+    from hygie.core.renderer import Renderer
+
+    old = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    rs = {k: Renderer(avatar, out_size=size, cfg=c) for k, c in cfgs.items()}
+    try:
+        lips = _driving_lips(avatar, frames + warmup)
+        first = next(iter(rs.values()))
+        for r in rs.values():  # warm every crop cache
+            for i in range(len(lips)):
+                r.render_lips(lips[i], i)
+            r.reset()
+        acc: dict[str, list[float]] = {k: [] for k in [*rs, "floor"]}
+        patches: dict = {}
+        for i in range(len(lips)):
+            for k, r in rs.items():
+                t = time.perf_counter()
+                r.render_lips(lips[i], i)
+                dt = time.perf_counter() - t
+                if i >= warmup:
+                    acc[k].append(dt)
+            a = first.last["alpha"]
+            j, x0, y0 = first.last["mouth"], first.last["x0"], first.last["y0"]
+            shp = a.shape if a is not None else (1, 1)
+            key = (j, shp)
+            if key not in patches:
+                patches[key] = np.ascontiguousarray(cv2.resize(first.crop(j)[..., :3], (shp[1], shp[0])))
+            t = time.perf_counter()
+            out = first.loop.frame(i).copy()
+            out[y0:y0 + shp[0], x0:x0 + shp[1]] = patches[key]
+            if i >= warmup:
+                acc["floor"].append(time.perf_counter() - t)
+        floor = float(np.mean(acc["floor"]))
+        return {k: {"mean_ms": float(np.mean(v) * 1e3), "p50_ms": float(np.median(v) * 1e3),
+                    "p95_ms": float(np.percentile(v, 95) * 1e3), "ratio_to_floor": float(np.mean(v)) / floor}
+                for k, v in acc.items()}
+    finally:
+        for r in rs.values():
+            r.close()
+        cv2.setNumThreads(old)

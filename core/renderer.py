@@ -47,6 +47,7 @@ class RendererConfig:
     # warp the crop straight to output pixels (one resampling); False = warp at the template's
     # native size, then scale the box to the output (two resamplings, the second bilinear)
     warp_at_output: bool = True
+    coarse_maps: bool = True  # HD boxes: warp maps on a half-resolution grid (warp.py)
     crop_cache: int = 512  # decoded database crops kept (a crop is ~20-60 kB)
     jaw_follow: float = 0.5  # how much the skin points (chin, cheeks) follow the requested mouth (0 = template's own)
     # per-frame weight of the new skin offset (1 = none): skin moves smoothly in reality, while a
@@ -104,7 +105,8 @@ class Renderer:
             lab = m["skin_lab"].astype(np.float32)
         self.retriever = MouthRetriever(m["coeffs"], m["frame"], N_LIPS, rc, thumbs)
         # bicubic keeps the real mouth's sharpness when it is resampled (bilinear measured 0.70 of real)
-        self.warper = PiecewiseAffineWarper(delaunay(self.points.mean(0)), interpolation=cv2.INTER_CUBIC)
+        self.warper = PiecewiseAffineWarper(delaunay(self.points.mean(0)), interpolation=cv2.INTER_CUBIC,
+                                            coarse_above=96 if self.cfg.coarse_maps else 1 << 30)
         self.tf = OutputTransform.fit(avatar.frame_size, out_size, self.cfg.fit)
         self.size = self.tf.size
         self.loop = TemplateLoop(avatar, self.tf, self.cfg.template_memory_mb)
@@ -138,6 +140,8 @@ class Renderer:
         self._crops: OrderedDict[int, np.ndarray] = OrderedDict()
         self._gain: np.ndarray | None = None
         self._level: np.ndarray | None = None
+        self._ratio: np.ndarray | None = None
+        self._ratio_age = 0
         self._skin: np.ndarray | None = None
         if self.cfg.relight.method not in RL.METHODS:
             raise ValueError(f"relight method must be one of {RL.METHODS}, not {self.cfg.relight.method!r}")
@@ -182,6 +186,7 @@ class Renderer:
         self.retriever.reset()
         self._gain = None
         self._level = None
+        self._ratio = None
         self._skin = None
 
     def idle_frame(self, tick: int) -> np.ndarray:
@@ -314,19 +319,25 @@ class Renderer:
         alpha = cv2.extractChannel(patch_bgra, 3)
         patch = cv2.cvtColor(patch_bgra, cv2.COLOR_BGRA2BGR)
         if method == "ratio":
-            off = np.array([x0, y0], np.float32)
-            lips = [dst_out[: len(G.LIPS_OUTER)] - off, self._tpl_lips_out[i] - off]
-            rf = RL.ratio_field(patch, roi, dst_out - off, lips, float(self._tpl_iod_out[i]), self.cfg.relight)
-            if rf is None:
-                ratio = np.ones((2, 2, 3), np.float32) * (self._level if self._level is not None else 1.0)
+            rc = self.cfg.relight
+            if same_run and self._ratio is not None and self._ratio_age < rc.every - 1:
+                ratio = self._ratio  # the light has not moved since the last measure
+                self._ratio_age += 1
             else:
-                ratio, level = rf
-                if same_run and self._level is not None:
-                    # the overall level moves smoothly along one source run: no brightness shimmer
-                    smoothed = self._level + self.cfg.relight.smooth * (level - self._level)
-                    ratio = ratio * (smoothed / level)
-                    level = smoothed
-                self._level = level
+                off = np.array([x0, y0], np.float32)
+                lips = [dst_out[: len(G.LIPS_OUTER)] - off, self._tpl_lips_out[i] - off]
+                rf = RL.ratio_field(patch, roi, dst_out - off, lips, float(self._tpl_iod_out[i]), rc)
+                if rf is None:
+                    ratio = np.ones((2, 2, 3), np.float32) * (self._level if self._level is not None else 1.0)
+                else:
+                    ratio, level = rf
+                    if same_run and self._ratio is not None:
+                        # along one source run the light field moves smoothly: no shimmer from
+                        # re-measuring it (the grid follows the mouth box, so the last one is resized)
+                        prev = cv2.resize(self._ratio, (ratio.shape[1], ratio.shape[0]), interpolation=cv2.INTER_LINEAR)
+                        ratio = prev + rc.smooth * (ratio - prev)
+                    self._level = level
+                self._ratio, self._ratio_age = ratio, 0
             RL.blend_ratio(roi, patch, alpha, ratio)
         elif method == "lab":
             band = cv2.inRange(alpha, int(self.cfg.blend.band[0] * 255) + 1, int(self.cfg.blend.band[1] * 255) - 1)

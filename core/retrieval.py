@@ -48,13 +48,15 @@ class RetrievalConfig:
     jump: float = 0.008  # IOD; ~4x MediaPipe jitter: the warp fixes the shape, a new texture must earn its place
     look: float = 0.25  # IOD per unit of thumbnail RMS difference (used when thumbnails are given)
     stay: float = 0.003  # IOD; hysteresis in favour of the current run
-    # source conditions vs the template frame (renderer.SourceCost), in IOD per unit:
-    pose: float = 0.0  # per radian of out-of-plane head-turn difference
-    light: float = 0.0  # per ΔE (Lab) of skin colour difference
-    scale: float = 0.0  # per octave the crop's source face is smaller than the template's (upscaling blur)
+    # source conditions vs the template frame (renderer.SourceCost), in IOD per unit. Tuned on the
+    # 720p clips left out one at a time (docs/renderer.md): 6x these weights gave the idle loop's own
+    # lip colour (ΔE 6 -> 2) but forced closed mouths open (streaks) and doubled the jumps.
+    pose: float = 0.05  # per radian of out-of-plane head-turn difference
+    light: float = 0.0005  # per ΔE (Lab) of skin colour difference
+    scale: float = 0.01  # per octave the crop's source face is smaller than the template's (upscaling blur)
     # per IOD the crop's mouth is less open than the request: the warp can stretch lips, but not
-    # invent the teeth and tongue of a mouth that was closed (it smears them into streaks)
-    open_deficit: float = 0.0
+    # invent the teeth and tongue of a mouth that was closed (it smears them into a dark blob)
+    open_deficit: float = 0.3
 
 
 class MouthRetriever:

@@ -10,8 +10,8 @@ points, in inter-ocular units, all under the avatar's own 3-D alignment):
 - stability: mean absolute frame-to-frame difference inside the mouth box, rendered / real;
   it includes the head motion of the idle loop and of the real video, which differ between
   recordings; `stability_face_ratio` measures the same in mouth crops aligned on the eyes and
-  nose (FaceAligned), at the avatar's own crop resolution: the mouth moving, flickering or
-  swimming against the face;
+  nose (FaceAligned), at the avatar's own crop resolution, low-passed at 0.015 IOD: the mouth
+  moving, flickering or swimming against the face;
 - seam: SSIM between the rendered frame and its template frame in a ring just outside
   the blend mask (alpha < 0.5, within a few pixels of it);
 - colour seam (ΔE, CIE76 in Lab): the mean colour of the band just inside the blend mask's
@@ -63,8 +63,12 @@ class FaceAligned:
 
     Frame-to-frame change of these crops is the mouth moving against the face (and any flicker or
     swimming of a pasted mouth), without the head motion that the idle loop and the real video
-    each have in their own measure.
+    each have in their own measure. The crops are low-passed (Gaussian of LOWPASS_IOD): a
+    recording that is sharper or softer than the real one (another camera, another day) would
+    otherwise count its pore-level detail as change.
     """
+
+    LOWPASS_IOD = 0.015
 
     def __init__(self, avatar):
         c = avatar.meta["crop"]
@@ -85,6 +89,7 @@ class FaceAligned:
         dst = (sim.apply(rig)[:, :2] - self.origin) * self.px
         M = G.similarity_2d(rig[:, :2], dst)
         g = cv2.warpAffine(grey, M, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        g = cv2.GaussianBlur(g, (0, 0), self.LOWPASS_IOD * self.px)
         d = float(np.abs(g.astype(np.int16) - self.prev.astype(np.int16)).mean()) if self.prev is not None else float("nan")
         self.prev = g
         return d

@@ -37,7 +37,10 @@ class RelightConfig:
     sigma: float = 0.15  # IOD: Gaussian of the normalised convolution
     lip_margin: float = 0.06  # IOD: lips (both mouths) left out of the skin mask, plus this margin
     limits: tuple[float, float] = (0.5, 2.0)  # per-channel ratio clamp
-    smooth: float = 0.5  # per-frame step of the global light level along one source run (1 = none)
+    smooth: float = 0.3  # step of the light field towards each new measure along one source run (1 = none)
+    # along one source run the light field is re-measured every this many frames (the light moves
+    # slowly; a jump to another source always re-measures)
+    every: int = 3
 
 
 @dataclass
@@ -84,8 +87,7 @@ def ratio_field(patch: np.ndarray, roi: np.ndarray, region: np.ndarray, lips: li
     ps = blur(P * mf[..., None])
     rs = blur(R * mf[..., None])
     # global level from all skin cells: the fallback far from any skin, and the smoothed anchor
-    n = mf.sum()
-    level = (np.tensordot(mf, R, 2) / n + 1.0) / (np.tensordot(mf, P, 2) / n + 1.0)
+    level = (np.array(cv2.mean(R, m)[:3], np.float32) + 1.0) / (np.array(cv2.mean(P, m)[:3], np.float32) + 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = (rs + wsum[..., None]) / (ps + wsum[..., None])
     # cells far from skin: towards the global level as the skin weight vanishes
