@@ -13,10 +13,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from hygie.core.live.camera_identity import CAMERA_NAME, MODPROBE, SYS_V4L2, UNITY_REGISTER, linux_cameras
+
 log = logging.getLogger(__name__)
 
-CAMERA_NAME = "Hygie Avatar"
-MODPROBE = f'sudo modprobe v4l2loopback devices=1 card_label="{CAMERA_NAME}" exclusive_caps=1'
 MIN_PYTHON = (3, 10)
 # DirectShow "video input device" category: where Unity Capture and OBS Virtual Camera register
 DSHOW_VIDEO_CATEGORY = r"CLSID\{860BB310-5D01-11d0-BD3B-00A0C911CE86}\Instance"
@@ -96,14 +96,7 @@ def secure_boot_enabled(efivars: Path = Path("/sys/firmware/efi/efivars")) -> bo
 def check_camera_linux(sys_root: Path = Path("/sys"), modules_root: Path = Path("/lib/modules"),
                        kernel: str | None = None) -> Check:
     kernel = kernel or _platform.release()
-    v4l = sys_root / "class" / "video4linux"
-    names = {}
-    if v4l.is_dir():
-        for d in sorted(v4l.iterdir()):
-            try:
-                names[f"/dev/{d.name}"] = (d / "name").read_text().strip()
-            except OSError:
-                pass
+    names = {c.device: c.name for c in linux_cameras(sys_root / SYS_V4L2.relative_to("/sys"))}
     ours = [dev for dev, n in names.items() if n == CAMERA_NAME]
     mod = sys_root / "module" / "v4l2loopback"
     sb = secure_boot_enabled(sys_root / "firmware" / "efi" / "efivars")
@@ -161,9 +154,9 @@ def check_camera_windows(names: list[str] | None = None) -> Check:
         return Check("virtual camera", "ok", f"DirectShow camera '{CAMERA_NAME}' (Unity Capture)")
     if "OBS Virtual Camera" in names:
         return Check("virtual camera", "ok", "OBS Virtual Camera (Zoom/Teams will list it as 'OBS Virtual Camera')")
-    return Check("virtual camera", "fail", "neither Unity Capture 'Hygie Avatar' nor OBS Virtual Camera is registered",
+    return Check("virtual camera", "fail", f"neither Unity Capture '{CAMERA_NAME}' nor OBS Virtual Camera is registered",
                  "run installer/install.ps1 -UnityCaptureDir DIR (DIR: the unzipped Unity Capture release), or "
-                 'in an admin prompt: regsvr32 /s "/i:UnityCaptureName=Hygie Avatar" UnityCaptureFilter64bit.dll '
+                 f"in an admin prompt: {UNITY_REGISTER} "
                  "(or install OBS Studio and click Start Virtual Camera once)")
 
 
@@ -198,8 +191,8 @@ def check_camera(plat: str = sys.platform) -> Check:
 # ------------------------------------------------------------------------------ OBS
 def check_obs(host: str | None = None, port: int | None = None, password: str | None = None) -> Check:
     """OBS is optional (Zoom/Teams alone work), so problems here are warnings."""
-    from hygie.plugin.obs_config import discover
-    from hygie.plugin.obs_link import ObsAuthError, ObsError, ObsLink
+    from hygie.plugin.obs.config import discover
+    from hygie.plugin.obs.link import ObsAuthError, ObsError, ObsLink
     try:
         conn = discover(host, port, password)
     except Exception as e:
@@ -228,7 +221,7 @@ def check_avatar(path: str | None) -> Check:
     from hygie.core.errors import HygieError
     what = path or "the bundled default avatar"
     try:
-        from hygie.core.package import load_package  # lazy: heavy imports, and optional in tests
+        from hygie.core.package.avatar import load_package  # lazy: heavy imports, and optional in tests
     except ImportError as e:
         return Check("avatar package", "fail", f"cannot import the package loader ({e})",
                      "reinstall: pip install -e . (or re-run installer/install.sh)")

@@ -17,8 +17,10 @@
 # Test hooks: HYGIE_ETC_ROOT (instead of /) and HYGIE_MODULES_DIR (instead of /lib/modules).
 set -euo pipefail
 
+# the camera's name and module options: the same as core/live/camera_identity.py (tests/test_layering.py checks)
 CAMERA_NAME="Hygie Avatar"
-MODPROBE_OPTIONS="options v4l2loopback devices=1 video_nr=10 card_label=\"${CAMERA_NAME}\" exclusive_caps=1"
+V4L2_OPTIONS="devices=1 video_nr=10 card_label=\"${CAMERA_NAME}\" exclusive_caps=1"
+MODPROBE_OPTIONS="options v4l2loopback ${V4L2_OPTIONS}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${HYGIE_VENV:-${XDG_DATA_HOME:-$HOME/.local/share}/hygie-avatar/venv}"
 YES="${HYGIE_INSTALL_YES:-0}"
@@ -86,7 +88,7 @@ else
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q $PIP_ARGS "$REPO"
 fi
 case " $PIP_ARGS " in
-  *" --no-deps "*) "$VENV/bin/python" -c "import hygie.core.cli" || die "hygie is not importable in $VENV" ;;
+  *" --no-deps "*) "$VENV/bin/python" -c "import hygie.core.cli.main" || die "hygie is not importable in $VENV" ;;
   *) "$VENV/bin/hygie" --help >/dev/null || die "the 'hygie' command does not run from $VENV" ;;
 esac
 say "installed: $VENV/bin/hygie"
@@ -116,7 +118,7 @@ setup_v4l2loopback() {
   if [ "$V4L2" = "0" ]; then skip "--no-v4l2"; return 0; fi
   if [ ! -d "$MODULES_DIR/$(uname -r)" ]; then
     skip "this kernel ($(uname -r)) has no loadable module support here (container or VM without $MODULES_DIR)."
-    echo "    Load it on the host instead: sudo modprobe v4l2loopback devices=1 card_label=\"$CAMERA_NAME\" exclusive_caps=1"
+    echo "    Load it on the host instead: sudo modprobe v4l2loopback ${V4L2_OPTIONS}"
     return 0
   fi
   confirm "Set up the '$CAMERA_NAME' virtual camera now and at every boot (needs sudo)?" || {

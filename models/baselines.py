@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hygie.core.errors import HygieError
-from hygie.core.mel import MelConfig
+from hygie.core.audio.mel import MelConfig
 
 log = logging.getLogger(__name__)
 

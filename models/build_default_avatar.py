@@ -50,9 +50,11 @@ def write_flac(path: Path, audio: np.ndarray, sr: int = 16000) -> None:
 
 
 def build(data: Path, out: Path, seed: int = 0) -> dict:
-    from hygie.core.enroll import EnrollConfig, enroll
-    from hygie.core.media import load_audio
-    from hygie.core.package import load_package, update_package
+    from hygie.core.enroll.config import EnrollConfig
+    from hygie.core.enroll.pipeline import enroll
+    from hygie.core.media.audio_file import load_audio
+    from hygie.core.package.avatar import load_package
+    from hygie.core.package.writer import update_package
     from hygie.models.evaluate import evaluate, evaluate_voices, format_table, format_voices
     from hygie.models.render_quality import evaluate_render, format_table as render_table
     from hygie.models.train import train_package

@@ -5,7 +5,7 @@ between the two video frames around it (invalid if either is unusable). Validati
 `val_fraction` of each video by time, never sampled for training. Augmentation works on the
 log-mel (we do not keep raw audio): gain, EQ tilt, additive noise, pitch (mel-bin shift) and
 speed (time resampling of mel and targets together). Normalisation is
-`hygie.core.lipmodel.MelNormaliser`, the same code the runtime runs.
+`hygie.core.lips.model.MelNormaliser`, the same code the runtime runs.
 numpy only: torch stays in train.py/export.py.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hygie.core.errors import HygieError
-from hygie.core.lipmodel import MelNormaliser, NormConfig
-from hygie.core.mel import MelConfig
+from hygie.core.lips.model import MelNormaliser, NormConfig
+from hygie.core.audio.mel import MelConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class AugmentConfig:
 
 def opening_basis(pca: dict[str, np.ndarray]) -> np.ndarray:
     """Linear map from [1, coeffs] to the 13->14 inner-lip vector of the reconstructed lips."""
-    from hygie.core.geometry import LIP_POS, LOWER_INNER, UPPER_INNER
+    from hygie.core.face.geometry import LIP_POS, LOWER_INNER, UPPER_INNER
 
     mean = pca["mean"].reshape(-1, 2)
     comps = pca["components"].reshape(len(pca["components"]), -1, 2)

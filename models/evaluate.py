@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from hygie.core import geometry as G
+from hygie.core.face import geometry as G
 from hygie.core.errors import HygieError
-from hygie.core.lipmodel import LipModel, check_mel, coeffs_at_times
-from hygie.core.mel import LogMel, MelConfig
+from hygie.core.lips.model import LipModel, check_mel, coeffs_at_times
+from hygie.core.audio.mel import LogMel, MelConfig
 from hygie.models.baselines import NAMES as BASELINES
 from hygie.models.baselines import Baselines, frame_loudness
 
@@ -57,7 +57,8 @@ class Truth:
 
 def truth_from_track(track: Any, reference: np.ndarray | None = None) -> Truth:
     """Canonical lips from a LandmarkTrack; reference None = fit this video's own reference."""
-    from hygie.core.enroll import damaged_frames
+    from hygie.core.enroll.checks import damaged_frames
+    from hygie.core.face.canonical import align_frames
 
     lm = np.asarray(track.landmarks, np.float64)
     ok = ~np.isnan(lm[:, 0, 0]) & ~damaged_frames(track)
@@ -66,25 +67,22 @@ def truth_from_track(track: Any, reference: np.ndarray | None = None) -> Truth:
                          "use a video facing the camera with the face in view.")
     if reference is None:
         reference = G.fit_reference(lm[ok])
-    lips = np.full((len(lm), len(G.LIPS), 2), np.nan)
-    resid = np.full(len(lm), np.nan)
-    for i in np.flatnonzero(ok):
-        sim, resid[i] = G.align(lm[i], reference)
-        lips[i] = sim.apply(lm[i])[G.LIPS, :2]
-    ok &= ~G.implausible_fits(resid)
+    al = align_frames(lm, reference, rows=np.flatnonzero(ok), dtype=np.float64)
+    lips = al.lips.copy()
+    ok &= ~G.implausible_fits(al.residual)
     lips[~ok] = np.nan
     return Truth(np.asarray(track.times, np.float64), lips, ok)
 
 
 def track_truth(video: Path, reference: np.ndarray | None, workers: int | None = None) -> Truth:
-    from hygie.core.landmark_pass import track_video
+    from hygie.core.face.track import track_video
 
     return truth_from_track(track_video(str(video), workers=workers, progress_desc=f"face landmarks {Path(video).name}"),
                             reference)
 
 
 def video_mel(video: Path, cfg: MelConfig) -> np.ndarray:
-    from hygie.core.media import load_audio
+    from hygie.core.media.audio_file import load_audio
 
     audio = load_audio(video, cfg.sample_rate)
     if not np.all(np.isfinite(audio)):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from hygie.core.errors import HygieError
-from hygie.core.lipmodel import DESC_FILE, DESC_FORMAT, DESC_VERSION, MODEL_FILE
+from hygie.core.lips.model import DESC_FILE, DESC_FORMAT, DESC_VERSION, MODEL_FILE
 from hygie.models.dataset import LipData
 from hygie.models.lipnet import LipNet
 

@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hygie.core import geometry as G
+from hygie.core.face import geometry as G
+from hygie.core.face.canonical import align_frames, frame_lips
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,10 @@ class FaceAligned:
         if landmarks is None:
             self.prev = None
             return float("nan")
-        sim, _ = G.align(np.asarray(landmarks, np.float64), self.ref)
-        rig = landmarks[G.RIGID]
-        dst = (sim.apply(rig)[:, :2] - self.origin) * self.px
+        lm = np.asarray(landmarks, np.float64)
+        al = align_frames(lm[None], self.ref, rows=np.array([0]), dtype=np.float64)
+        rig = lm[G.RIGID]
+        dst = (al.canon[0, G.RIGID, :2] - self.origin) * self.px
         M = G.similarity_2d(rig[:, :2], dst)
         g = cv2.warpAffine(grey, M, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         g = cv2.GaussianBlur(g, (0, 0), self.LOWPASS_IOD * self.px)
@@ -135,7 +137,7 @@ def ring_masks(points: np.ndarray, lips: np.ndarray, feather_px: float, box: tup
     """
     import cv2
 
-    from hygie.core.blend import crop_alpha
+    from hygie.core.render.blend import crop_alpha
 
     x0, y0, x1, y1 = box
     local = np.asarray(points, np.float32) - np.array([x0, y0], np.float32)
@@ -204,7 +206,7 @@ class _Detector:
     """FaceMesh in video mode -> canonical lips under the avatar's alignment."""
 
     def __init__(self, reference: np.ndarray):
-        from hygie.core.face_tracker import FaceTracker
+        from hygie.core.face.tracker import FaceTracker
 
         self.tr = FaceTracker()
         self.ref = reference
@@ -213,8 +215,7 @@ class _Detector:
         r = self.tr.process(frame)
         if r.landmarks is None:
             return np.full((len(G.LIPS), 2), np.nan), None
-        sim, _ = G.align(r.landmarks, self.ref)
-        return sim.apply(r.landmarks[G.LIPS])[:, :2], r.landmarks
+        return frame_lips(r.landmarks, self.ref), r.landmarks
 
     def close(self) -> None:
         self.tr.close()
@@ -294,11 +295,14 @@ def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str 
     import cv2
     from tqdm import tqdm
 
-    from hygie.core.blend import BlendConfig
-    from hygie.core.cmd_render import coeffs_from_audio
     from hygie.core.errors import HygieError
-    from hygie.core.media import iter_video_frames, load_audio, probe_video, write_video_with_audio
-    from hygie.core.renderer import Renderer
+    from hygie.core.media.audio_file import load_audio
+    from hygie.core.media.decode import iter_video_frames
+    from hygie.core.media.encode import write_video_with_audio
+    from hygie.core.media.probe import probe_video
+    from hygie.core.render.blend import BlendConfig
+    from hygie.core.render.drive import coeffs_from_audio
+    from hygie.core.render.renderer import Renderer
 
     if driver not in ("landmarks", "model"):
         raise ValueError("driver must be 'landmarks' or 'model'")

@@ -12,10 +12,7 @@ import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 import time
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,8 @@ import numpy as np
 import torch
 
 from hygie.core.errors import HygieError
-from hygie.core.package import load_package, update_package
+from hygie.core.package.avatar import load_package
+from hygie.core.package.writer import open_for_update, update_package
 from hygie.models.dataset import AugmentConfig, ChunkSampler, LipData, build_dataset, validation_sequences
 from hygie.models.lipnet import LipEnsemble, LipNet, LipNetConfig
 
@@ -244,7 +242,7 @@ def train_package(path: str | os.PathLike, seed: int = 0, lookahead_ms: float | 
     if not 0 <= cfg.lookahead_ms <= 500:
         raise HygieError(f"look-ahead {cfg.lookahead_ms} ms is out of range; use 0–200 ms (default {DEFAULT_LOOKAHEAD_MS:.0f}).")
     path = Path(path)
-    with _writable_package(path) as pkg_dir:
+    with open_for_update(path) as pkg_dir:
         avatar = load_package(pkg_dir)
         data = build_dataset(avatar, max_seconds=cfg.max_seconds)
         model, info = train_model(data, cfg)
@@ -266,40 +264,3 @@ def train_package(path: str | os.PathLike, seed: int = 0, lookahead_ms: float | 
     log.info("lip model written to %s in %.0f s (validation opening r %.3f, loss %.4f vs mean mouth %.4f)",
              path, total, info["val_opening_r"], info["val_loss"], info["mean_mouth_val_loss"])
     return summary
-
-
-class _writable_package:
-    """A package folder to write into; a .hygie zip is unpacked to a temp folder and re-zipped atomically."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.tmp: Path | None = None
-
-    def __enter__(self) -> Path:
-        if not self.path.exists():
-            raise HygieError(f"{self.path}: no such avatar. Make one with 'hygie enroll VIDEO -o {self.path}'.")
-        if self.path.is_dir():
-            if not os.access(self.path, os.W_OK):
-                raise HygieError(f"{self.path}: the package folder is not writable. Copy it somewhere writable "
-                                 "(cp -r) and train the copy.")
-            return self.path
-        load_package(self.path)  # verifies, and refuses foreign members
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
-        with zipfile.ZipFile(self.path) as z:
-            for info in z.infolist():
-                with z.open(info) as src, open(self.tmp / info.filename, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self.tmp is None:
-            return
-        try:
-            if exc_type is None:
-                out = self.tmp.with_suffix(".zip.tmp")
-                with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
-                    for p in sorted(self.tmp.iterdir()):
-                        z.write(p, p.name)
-                os.replace(out, self.path)
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)

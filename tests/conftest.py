@@ -34,8 +34,8 @@ def grid_avatar(tmp_path_factory) -> Path:
     HYGIE_TEST_AVATAR=DIR reuses (or creates) a package there to save a minute between local runs.
     """
     need(GRID_ENROLL)
-    from hygie.core.enroll import enroll
-    from hygie.core.package import load_package
+    from hygie.core.enroll.pipeline import enroll
+    from hygie.core.package.avatar import load_package
 
     cached = os.environ.get("HYGIE_TEST_AVATAR")
     if cached and (Path(cached) / "avatar.json").exists():

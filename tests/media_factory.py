@@ -6,7 +6,11 @@ from typing import Callable
 
 import numpy as np
 
-from hygie.core.media import iter_video_frames, load_audio, write_video_with_audio
+from hygie.core.media.audio_file import load_audio
+
+from hygie.core.media.decode import iter_video_frames
+
+from hygie.core.media.encode import write_video_with_audio
 
 
 def make_video(path: Path, n_frames: int, fps: float, frame_fn: Callable[[int], np.ndarray],
@@ -36,7 +40,7 @@ def side_by_side(a: Path, b: Path, out: Path, scale_b: float = 1.0) -> Path:
 
 def cut(src: Path, out: Path, seconds: float) -> Path:
     """The first `seconds` of a real video, re-encoded with its audio."""
-    from hygie.core.media import probe_video
+    from hygie.core.media.probe import probe_video
 
     fps = probe_video(src).fps
     frames = []

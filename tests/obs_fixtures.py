@@ -159,7 +159,7 @@ class ObsInstance:
         return "\n".join(p.read_text(errors="replace") for p in logs)
 
     def connection(self, password: str | None = None):
-        from hygie.plugin.obs_config import ObsConnection
+        from hygie.plugin.obs.config import ObsConnection
         return ObsConnection("127.0.0.1", self.port, self.password if password is None else password,
                              source="test")
 

@@ -14,18 +14,19 @@ import pytest
 
 import vcam_fixtures
 from audio_fixtures import need_heldout, pulse  # noqa: F401
-from hygie.core.agent import Agent, SimpleState
-from hygie.core.agent_config import AgentConfig, build_config
-from hygie.core.audio_input import FileAudioSource
-from hygie.core.mel import MelConfig
-from hygie.core.vcam import VirtualCamera
+from hygie.core.live.agent import Agent
+from hygie.core.live.state import AvatarState
+from hygie.core.live.config import AgentConfig, build_config
+from hygie.core.audio.capture import FileAudioSource
+from hygie.core.audio.mel import MelConfig
+from hygie.core.live.vcam import VirtualCamera
 
 W, H, FPS = 160, 120, 30.0
 MOUTH = (slice(70, 110), slice(60, 100))
 
 
 class LoudnessLip:
-    """Interface of hygie.core.lipmodel.LipModel; coefficient 0 = loudness, `lookahead` frames late."""
+    """Interface of hygie.core.lips.model.LipModel; coefficient 0 = loudness, `lookahead` frames late."""
 
     lookahead_s = 0.04
 
@@ -50,7 +51,7 @@ class LoudnessLip:
 
 
 class DrawRenderer:
-    """Interface of hygie.core.renderer.Renderer; draws a mouth whose height follows coefficient 0."""
+    """Interface of hygie.core.render.renderer.Renderer; draws a mouth whose height follows coefficient 0."""
 
     def __init__(self, fail_every: int = 0):
         self.fail_every = fail_every
@@ -84,8 +85,8 @@ def make_agent(source, duration, renderer=None, state=None, **cfg_kw):
 
 @pytest.mark.audio
 def test_live_from_pulseaudio_frames_idle_speech_latency(pulse):
-    from hygie.core.audio_input import AudioInput
-    from hygie.core.media import load_audio
+    from hygie.core.audio.capture import AudioInput
+    from hygie.core.media.audio_file import load_audio
 
     audio = load_audio(need_heldout())[: 16000 * 9]  # three GRID sentences, with their silences
     src = AudioInput("pulse").start()
@@ -114,8 +115,8 @@ def test_live_from_pulseaudio_frames_idle_speech_latency(pulse):
 
 @pytest.mark.audio
 def test_agent_survives_sound_server_restart(pulse):
-    from hygie.core.audio_input import AudioInput
-    from hygie.core.media import load_audio
+    from hygie.core.audio.capture import AudioInput
+    from hygie.core.media.audio_file import load_audio
 
     audio = load_audio(need_heldout())[: 16000 * 30]
     src = AudioInput("pulse", watchdog_ms=300, open_grace_s=3.0).start()
@@ -158,10 +159,10 @@ def test_bad_frames_give_idle_frames_never_a_crash():
 
 
 def test_switched_off_sends_idle_frames_and_eases():
-    state = SimpleState()
+    state = AvatarState()
     src = FileAudioSource(str(need_heldout()))
     agent, cam, backend = make_agent(src, duration=4.0, state=state)
-    threading.Timer(2.0, lambda: setattr(state, "on", False)).start()
+    threading.Timer(2.0, lambda: state.set(on=False, reason="test")).start()
     agent.run()
     cam.close()
     recs = list(agent.records)

@@ -27,8 +27,8 @@ def _opening_series(frames: list[np.ndarray], reference: np.ndarray, tmp) -> np.
     FaceMesh runs in track_video's worker process: this process already holds PortAudio's and
     onnxruntime's threads, and loading MediaPipe beside them is not needed.
     """
-    from hygie.core import geometry as G
-    from hygie.core.media import write_video_with_audio
+    from hygie.core.face import geometry as G
+    from hygie.core.media.encode import write_video_with_audio
     from hygie.models.evaluate import track_truth
 
     path = tmp / f"frames_{id(frames)}.mp4"
@@ -53,15 +53,15 @@ def _best_lag_r(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[int, float]
 @pytest.mark.audio
 @pytest.mark.slow
 def test_live_frames_follow_the_offline_render(pulse, tmp_path):
-    from hygie.core.agent import build_agent, close_all
-    from hygie.core.agent_config import AgentConfig
-    from hygie.core.audio_input import AudioInput
+    from hygie.core.live.agent import build_agent, close_all
+    from hygie.core.live.config import AgentConfig
+    from hygie.core.audio.capture import AudioInput
     from hygie.core.errors import PackageError
-    from hygie.core.lipmodel import LipModel
-    from hygie.core.media import load_audio
-    from hygie.core.mel import LogMel
-    from hygie.core.package import load_package
-    from hygie.core.renderer import Renderer
+    from hygie.core.lips.model import LipModel
+    from hygie.core.media.audio_file import load_audio
+    from hygie.core.audio.mel import LogMel
+    from hygie.core.package.avatar import load_package
+    from hygie.core.render.renderer import Renderer
 
     try:
         av = load_package(None)

@@ -15,7 +15,7 @@ from audio_fixtures import need_heldout
 
 def _avatar_with_lips():
     from hygie.core.errors import PackageError
-    from hygie.core.package import load_package
+    from hygie.core.package.avatar import load_package
     path = os.environ.get("HYGIE_LIVE_AVATAR")
     try:
         av = load_package(path) if path else load_package(None)
@@ -27,12 +27,12 @@ def _avatar_with_lips():
 
 
 def test_live_mouth_follows_offline_prediction():
-    from hygie.core.agent import build_agent, close_all
-    from hygie.core.agent_config import AgentConfig
-    from hygie.core.audio_input import FileAudioSource
-    from hygie.core.lipmodel import LipModel
-    from hygie.core.media import load_audio
-    from hygie.core.mel import LogMel
+    from hygie.core.live.agent import build_agent, close_all
+    from hygie.core.live.config import AgentConfig
+    from hygie.core.audio.capture import FileAudioSource
+    from hygie.core.lips.model import LipModel
+    from hygie.core.media.audio_file import load_audio
+    from hygie.core.audio.mel import LogMel
 
     av = _avatar_with_lips()
     path = str(need_heldout())

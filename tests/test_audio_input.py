@@ -20,15 +20,15 @@ def _collect(ai, seconds):
 
 
 def test_unknown_device_lists_candidates(pulse):
-    from hygie.core.audio_input import resolve_device
+    from hygie.core.audio.capture import resolve_device
     with pytest.raises(DeviceError) as e:
         resolve_device("no such microphone 42", "input")
     assert "pulse" in str(e.value) and "Available input devices" in str(e.value)
 
 
 def test_records_real_speech_resampled_to_16k_with_timestamps(pulse):
-    from hygie.core.audio_input import AudioInput
-    from hygie.core.media import load_audio
+    from hygie.core.audio.capture import AudioInput
+    from hygie.core.media.audio_file import load_audio
 
     path = need_heldout()
     ref = load_audio(path)[: 16000 * 6]
@@ -67,7 +67,7 @@ def test_records_real_speech_resampled_to_16k_with_timestamps(pulse):
 
 
 def test_watchdog_reopens_after_sound_server_restart(pulse):
-    from hygie.core.audio_input import AudioInput
+    from hygie.core.audio.capture import AudioInput
 
     ai = AudioInput("pulse", watchdog_ms=300, open_grace_s=3.0).start()
     try:
@@ -89,8 +89,8 @@ def test_watchdog_reopens_after_sound_server_restart(pulse):
 
 
 def test_audio_out_passthrough_plays_into_a_virtual_microphone(pulse):
-    from hygie.core.audio_input import AudioInput
-    from hygie.core.audio_passthrough import AudioPassthrough
+    from hygie.core.audio.capture import AudioInput
+    from hygie.core.audio.passthrough import AudioPassthrough
 
     ai = AudioInput("pulse").start()  # records v.monitor: what the pass-through plays into v
     out = AudioPassthrough("pulse")
@@ -114,7 +114,7 @@ def test_start_twice_keeps_one_stream(pulse):
     """build_agent starts the source it is given; a caller may have started it already."""
     import threading
 
-    from hygie.core.audio_input import AudioInput
+    from hygie.core.audio.capture import AudioInput
 
     src = AudioInput("pulse").start()
     try:

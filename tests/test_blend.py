@@ -6,7 +6,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from hygie.core.blend import BlendConfig, blend_into, blend_into_fast, crop_alpha
+from hygie.core.render.blend import BlendConfig, blend_into, blend_into_fast, crop_alpha
 
 
 def _ring_points(cx=42, cy=36, rx=34, ry=28, n=24):

@@ -6,7 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from hygie.core.package import default_avatar_path, load_package
+from hygie.core.package.avatar import load_package
+
+from hygie.core.package.bundled import default_avatar_path
 
 
 def test_default_avatar_is_shipped_verified_and_small():
@@ -31,9 +33,9 @@ def test_readme_main_job_renders_the_demo_sentence(tmp_path):
     """`hygie render -o demo.mp4` with nothing else: default avatar, bundled sentence, sound and picture."""
     import av as pyav
 
-    from hygie.core.cli import main
-    from hygie.core.media import load_audio
-    from hygie.core.cmd_render import demo_speech_path
+    from hygie.core.cli.main import main
+    from hygie.core.media.audio_file import load_audio
+    from hygie.core.package.bundled import demo_speech_path
 
     out = tmp_path / "demo.mp4"
     assert main(["render", "-o", str(out)]) == 0

@@ -107,7 +107,7 @@ def test_avatar_real_package_then_tampered(grid_avatar_copy):
 
 def test_format_and_exit_code_on_this_machine(tmp_path):
     """The real checks, end to end through the CLI: exit code follows the blocking checks."""
-    out = subprocess.run([sys.executable, "-m", "hygie.core.cli", "doctor", "--avatar", str(tmp_path / "none"),
+    out = subprocess.run([sys.executable, "-m", "hygie.core.cli.main", "doctor", "--avatar", str(tmp_path / "none"),
                           "--obs-port", "1"], capture_output=True, text=True, timeout=120)
     for name in ("Python", "PortAudio", "audio input", "virtual camera", "OBS websocket", "avatar package"):
         assert f" {name}:" in out.stdout, out.stdout
@@ -116,7 +116,7 @@ def test_format_and_exit_code_on_this_machine(tmp_path):
 
 
 def test_exit_zero_when_only_warnings(monkeypatch, capsys):
-    from hygie.core.cli import main
+    from hygie.core.cli.main import main
     monkeypatch.setattr(doctor, "run_checks", lambda **kw: [Check("Python", "ok", "3.11"),
                                                             Check("OBS websocket", "warn", "off", "enable it")])
     assert main(["doctor"]) == 0

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import DATA, need
-from hygie.core.enroll import EnrollConfig, enroll
+from hygie.core.enroll.config import EnrollConfig
+from hygie.core.enroll.pipeline import enroll
 from hygie.core.errors import HygieError, MediaError, PackageError
 from media_factory import make_video, side_by_side, speech_like
 
@@ -35,7 +36,8 @@ def test_no_face_anywhere(tmp_path):
 
 
 def test_face_missing_in_most_of_the_video_names_the_time_ranges(tmp_path):
-    from hygie.core.media import iter_video_frames, load_audio
+    from hygie.core.media.audio_file import load_audio
+    from hygie.core.media.decode import iter_video_frames
 
     src = need(SPEAKERS / "lbax4n.mp4")
     face = [f for _, f in iter_video_frames(src)][:50]  # 2 s with a face, then 6 s of wall
@@ -62,7 +64,7 @@ def test_a_small_second_face_is_ignored_and_the_main_one_tracked(tmp_path, caplo
     v = side_by_side(need(SPEAKERS / "lbax4n.mp4"), need(SPEAKERS / "swiz3n.mp4"), tmp_path / "two.mp4", scale_b=0.75)
     with caplog.at_level(logging.WARNING):
         out = enroll([v], tmp_path / "out", EnrollConfig(min_usable_s=1))
-    from hygie.core.package import load_package
+    from hygie.core.package.avatar import load_package
 
     av = load_package(out)
     tpl = av.template["landmarks"]
@@ -121,7 +123,7 @@ def test_existing_output_is_refused_without_force(tmp_path):
 
 
 def test_disk_full_leaves_nothing(tmp_path, monkeypatch):
-    import hygie.core.enroll as E
+    import hygie.core.enroll.pipeline as E
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -133,7 +135,7 @@ def test_disk_full_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_cli_prints_the_error_without_traceback(tmp_path, capsys):
-    from hygie.core.cli import main
+    from hygie.core.cli.main import main
 
     rc = main(["enroll", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "a"), "--no-train"])
     err = capsys.readouterr().err

@@ -13,7 +13,7 @@ cv2 = pytest.importorskip("cv2")
 def test_box_crop_matches_the_whole_frame_crop(which):
     import av
 
-    from hygie.core.enroll_crops import _frame_bgr, cut_one
+    from hygie.core.enroll.cut import _frame_bgr, cut_one
 
     path = need(OBAMA[0]) if which == "obama" and OBAMA else need(GRID_HELDOUT)
     with av.open(str(path)) as c:

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from conftest import OBAMA, need, zip_package
-from hygie.core import geometry as G
-from hygie.core.enroll import EnrollConfig, enroll
-from hygie.core.package import load_package
-from hygie.core.report import decode_jpeg_blob
+from hygie.core.face import geometry as G
+from hygie.core.enroll.config import EnrollConfig
+from hygie.core.enroll.pipeline import enroll
+from hygie.core.package.avatar import load_package
+from hygie.core.render.jpeg import decode_jpeg_blob
 
 pytestmark = pytest.mark.slow
 

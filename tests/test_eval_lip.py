@@ -31,7 +31,7 @@ def test_metrics_on_synthetic_lips():
 
 def test_silent_frames_are_pauses_not_gaps_between_words():
     """Quiet = near the noise floor; silent = quiet with no speech within 100 ms either side."""
-    from hygie.core.mel import LogMel, MelConfig
+    from hygie.core.audio.mel import LogMel, MelConfig
     from hygie.models.evaluate import silence_mask
 
     sr = 16000
@@ -51,7 +51,7 @@ def test_silent_frames_are_pauses_not_gaps_between_words():
 
 
 def test_baselines_and_closed_range(grid_avatar):
-    from hygie.core.package import load_package
+    from hygie.core.package.avatar import load_package
     from hygie.models.baselines import NAMES, Baselines
     from hygie.models.evaluate import closed_threshold
 
@@ -68,7 +68,8 @@ def test_baselines_and_closed_range(grid_avatar):
 
 def test_package_without_features_is_refused(grid_avatar_copy):
     torch = pytest.importorskip("torch", reason="needs the 'train' extra")  # noqa: F841
-    from hygie.core.package import load_package, update_package
+    from hygie.core.package.avatar import load_package
+    from hygie.core.package.writer import update_package
     from hygie.models.dataset import build_dataset
 
     (grid_avatar_copy / "features.npz").unlink()
@@ -80,8 +81,8 @@ def test_package_without_features_is_refused(grid_avatar_copy):
 def test_short_real_training_beats_mean_mouth(grid_avatar, tmp_path):
     """Train briefly on the first 100 s of the GRID enrollment; validation (last 10 s) beats the mean mouth."""
     pytest.importorskip("torch", reason="needs the 'train' extra")
-    from hygie.core.lipmodel import LipModel
-    from hygie.core.package import load_package
+    from hygie.core.lips.model import LipModel
+    from hygie.core.package.avatar import load_package
     from hygie.models.train import TrainConfig, train_package
 
     pkg = tmp_path / "avatar"
@@ -111,6 +112,8 @@ def test_eval_and_runtime_import_without_torch():
     import sys
 
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from hygie.models import evaluate, cmd_eval, lip_bench, baselines\n"
-            "from hygie.core import lipmodel\n")
+            "from hygie.models import evaluate, baselines\n"
+            "from hygie.core.cli import eval\n"
+            "from hygie.core.bench import lips\n"
+            "from hygie.core.lips import model\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

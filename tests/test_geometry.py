@@ -1,6 +1,6 @@
 import numpy as np
 
-from hygie.core import geometry as G
+from hygie.core.face import geometry as G
 
 
 def random_rotation(rng) -> np.ndarray:

@@ -4,7 +4,7 @@
   two sessions of different light; each enrolled and render-eval'd (true lips) on held-out frames:
   the perturbed figures stay within 10 % of the clean ones.
 - The 720p clips, leave one out (two of the four folds here; all four in the bench,
-  `python -m hygie.core.render.light_bench`): the pasted mouth's colour seam is no stronger than
+  `python -m hygie.models.light_bench`): the pasted mouth's colour seam is no stronger than
   the real video's own skin gradient there.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 def grid_light(tmp_path_factory):
     need(GRID_ENROLL)
     need(GRID_HELDOUT)
-    from hygie.core.render.light_bench import grid_suite
+    from hygie.models.light_bench import grid_suite
 
     work = tmp_path_factory.mktemp("light")
     return grid_suite(DATA, work, quick=True), work
@@ -71,7 +71,7 @@ def test_exposure_drift_is_reported(grid_light):
 def test_720p_leave_one_out_has_no_colour_seam(fold, tmp_path):
     if len(OBAMA) < 4:
         pytest.skip("720p clips absent")
-    from hygie.core.render.light_bench import loo_suite
+    from hygie.models.light_bench import loo_suite
 
     res = loo_suite(DATA, tmp_path, folds=[fold])
     r = res[OBAMA[fold].name]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from hygie.core.errors import HygieError
-from hygie.core.lipmodel import LipModel, MelNormaliser, NormConfig, coeffs_at_times
-from hygie.core.mel import MelConfig
+from hygie.core.lips.model import LipModel, MelNormaliser, NormConfig, coeffs_at_times
+from hygie.core.audio.mel import MelConfig
 
 torch = pytest.importorskip("torch", reason="the lip-model training tests need the 'train' extra (torch)")
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hygie.core.mel import LogMel, MelConfig, StreamingLogMel
+from hygie.core.audio.mel import LogMel, MelConfig, StreamingLogMel
 
 
 def test_frame_count_and_times_for_a_known_duration():
@@ -27,7 +27,7 @@ def test_tone_lands_in_the_right_band_at_the_right_time():
     assert cfg.frame_time(on[0]) == pytest.approx(1.0, abs=0.02)
     assert cfg.frame_time(on[-1]) == pytest.approx(1.5, abs=0.02)
     band = int(np.argmax(m[on].mean(0)))
-    from hygie.core.mel import _hz_to_mel
+    from hygie.core.audio.mel import _hz_to_mel
 
     centres = np.linspace(_hz_to_mel(cfg.fmin), _hz_to_mel(cfg.fmax), cfg.n_mels + 2)[1:-1]
     assert abs(band - np.argmin(np.abs(centres - _hz_to_mel(1000)))) <= 1

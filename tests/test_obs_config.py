@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hygie.core.errors import HygieError
-from hygie.plugin.obs_config import discover, obs_config_dirs
+from hygie.plugin.obs.config import discover, obs_config_dirs
 
 INI = "\ufeff[General]\nFirstRun=true\n\n[OBSWebSocket]\nServerEnabled={en}\nServerPort={port}\nAuthRequired={auth}\nServerPassword={pw}\n"
 

@@ -7,10 +7,10 @@ import time
 import pytest
 
 from hygie.core.errors import HygieError
-from hygie.plugin.avatar_control import (AvatarControl, AvatarState, ObsControlConfig,
+from hygie.plugin.obs.control import (AvatarControl, AvatarState, ObsControlConfig,
                                          parse_custom_event)
-from hygie.plugin.obs_config import ObsConnection
-from hygie.plugin.obs_link import ObsEvent, ObsRequestError
+from hygie.plugin.obs.config import ObsConnection
+from hygie.plugin.obs.link import ObsEvent, ObsRequestError
 
 
 class FakeObs:

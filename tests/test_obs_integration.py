@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from hygie.plugin.avatar_control import AvatarControl, AvatarState, ObsControlConfig
-from hygie.plugin.obs_link import ObsAuthError, ObsLink
+from hygie.plugin.obs.control import AvatarControl, AvatarState, ObsControlConfig
+from hygie.plugin.obs.link import ObsAuthError, ObsLink
 from tests.obs_fixtures import needs_obs, obs, obs_server  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.obs, needs_obs, pytest.mark.timeout(180)]
@@ -181,7 +181,7 @@ def test_wrong_password_clear_error_state_usable(obs):
 
 
 def test_obs_setup_twice_creates_scene_once(obs, monkeypatch, capsys):
-    from hygie.core.cli import main
+    from hygie.core.cli.main import main
     monkeypatch.setenv("HYGIE_OBS_HOST", "127.0.0.1")
     monkeypatch.setenv("HYGIE_OBS_PORT", str(obs.port))
     monkeypatch.setenv("HYGIE_OBS_PASSWORD", obs.password)

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import zip_package
 from hygie.core.errors import PackageError
-from hygie.core.package import load_package, update_package
+from hygie.core.package.avatar import load_package
+from hygie.core.package.writer import update_package
 
 
 def test_tampered_file_is_refused(grid_avatar_copy):

@@ -6,7 +6,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from hygie.core.blend import BlendConfig, blend_into_fast, blend_u8, crop_alpha
+from hygie.core.render.blend import BlendConfig, blend_into_fast, blend_u8, crop_alpha
 from hygie.core.render.relight import RelightConfig, blend_ratio, ratio_field
 
 

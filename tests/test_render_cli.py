@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import GRID_HELDOUT, SPEECH, need
-from hygie.core.cli import main
+from hygie.core.cli.main import main
 from media_factory import cut
 
 
@@ -107,7 +107,7 @@ def test_read_only_folder(grid_avatar, tmp_path, capsys):
 
 
 def test_speech_without_lip_model_says_train(grid_avatar, tmp_path, capsys):
-    from hygie.core.package import load_package
+    from hygie.core.package.avatar import load_package
 
     if load_package(grid_avatar).has_lip_model:
         pytest.skip("this avatar has a lip model")
@@ -143,7 +143,7 @@ def trained_avatar(grid_avatar, tmp_path_factory) -> Path:
     import shutil
 
     pytest.importorskip("torch", reason="training a lip model for the audio path needs the 'train' extra (torch)")
-    from hygie.core.package import load_package
+    from hygie.core.package.avatar import load_package
 
     if load_package(grid_avatar).has_lip_model:
         return grid_avatar
@@ -161,7 +161,7 @@ def test_speech_renders_with_the_lip_model(trained_avatar, tmp_path, capsys, nam
     out = tmp_path / "speech.mp4"
     rc, err = _render(capsys, "--avatar", str(trained_avatar), "--audio", str(speech), "-o", str(out))
     assert rc == 0, err
-    from hygie.core.media import load_audio
+    from hygie.core.media.audio_file import load_audio
 
     dur = len(load_audio(speech)) / 16000
     n, vdur, rate, adur = _decode(out)

@@ -10,7 +10,7 @@ from conftest import GRID_HELDOUT, need
 
 def test_quality_targets_with_true_landmarks(grid_avatar, tmp_path):
     need(GRID_HELDOUT)
-    from hygie.core.package import load_package
+    from hygie.core.package.avatar import load_package
     from hygie.models.render_quality import TARGETS, evaluate_render
 
     res = evaluate_render(load_package(grid_avatar), GRID_HELDOUT, tmp_path, driver="landmarks",

@@ -6,8 +6,8 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from hygie.core import geometry as G
-from hygie.core.template import OutputTransform, pingpong_index
+from hygie.core.face import geometry as G
+from hygie.core.render.template import OutputTransform, pingpong_index
 
 
 def test_pingpong_never_jumps():
@@ -27,14 +27,14 @@ def test_output_transform_letterbox_and_crop():
 
 @pytest.fixture(scope="module")
 def avatar(grid_avatar):
-    from hygie.core.package import load_package
+    from hygie.core.package.avatar import load_package
 
     return load_package(grid_avatar)
 
 
 @pytest.fixture(scope="module")
 def renderer(avatar):
-    from hygie.core.renderer import Renderer
+    from hygie.core.render.renderer import Renderer
 
     r = Renderer(avatar)
     yield r
@@ -92,7 +92,7 @@ def test_lips_land_where_requested(renderer, avatar):
 
 @pytest.mark.parametrize("fit", ["letterbox", "crop"])
 def test_scaled_output(avatar, fit):
-    from hygie.core.renderer import Renderer, RendererConfig
+    from hygie.core.render.renderer import Renderer, RendererConfig
 
     r = Renderer(avatar, out_size=(1280, 720), cfg=RendererConfig(fit=fit))
     try:
@@ -112,7 +112,7 @@ def test_scaled_output(avatar, fit):
 
 def test_chin_follows_an_opening_mouth(avatar):
     """Skin points move with the requested mouth (jaw_follow), and stay put at jaw_follow=0."""
-    from hygie.core.renderer import Renderer, RendererConfig
+    from hygie.core.render.renderer import Renderer, RendererConfig
 
     tr = avatar.track
     op = np.where(tr["usable"], tr["opening"], -1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hygie.core.resample import LowDelayResampler, lowpass_min_phase
+from hygie.core.audio.resample import LowDelayResampler, lowpass_min_phase
 
 from conftest import GRID_HELDOUT, need
 
@@ -54,8 +54,8 @@ def test_speech_log_mel_matches_offline_resampling():
     """Real GRID speech at its native 44.1 kHz, in 10 ms blocks, against the offline (soxr HQ) path."""
     import av
 
-    from hygie.core.media import load_audio
-    from hygie.core.mel import LogMel, MelConfig
+    from hygie.core.media.audio_file import load_audio
+    from hygie.core.audio.mel import LogMel, MelConfig
 
     path = need(GRID_HELDOUT)
     with av.open(str(path)) as c:

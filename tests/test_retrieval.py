@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("faiss")
 
-from hygie.core.retrieval import MouthRetriever, RetrievalConfig
+from hygie.core.render.retrieval import MouthRetriever, RetrievalConfig
 
 
 def _db(n: int = 600, k: int = 6, seed: int = 0):
@@ -99,8 +99,8 @@ def test_source_conditions_break_a_shape_tie():
 
 def test_renderer_does_not_stretch_a_closed_mouth_open(grid_avatar):
     """A wide-open request: the open-deficit cost picks a crop that was open, not a closed one pulled apart."""
-    from hygie.core.package import load_package
-    from hygie.core.renderer import Renderer, RendererConfig
+    from hygie.core.package.avatar import load_package
+    from hygie.core.render.renderer import Renderer, RendererConfig
 
     av = load_package(grid_avatar)
     op = av.mouths["opening"]

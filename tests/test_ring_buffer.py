@@ -1,6 +1,6 @@
 import numpy as np
 
-from hygie.core.ring_buffer import SampleRing
+from hygie.core.audio.ring_buffer import SampleRing
 
 
 def test_read_returns_everything_in_order_across_wraps():

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from audio_fixtures import need_heldout
-from hygie.core.media import load_audio
-from hygie.core.mel import LogMel, MelConfig, StreamingLogMel
+from hygie.core.media.audio_file import load_audio
+from hygie.core.audio.mel import LogMel, MelConfig, StreamingLogMel
 
 
 @pytest.mark.parametrize("seed", [0, 1])

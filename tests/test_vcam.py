@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 import vcam_fixtures
-from hygie.core import vcam
-from hygie.core.errors import DeviceError
-from hygie.core.frame_clock import FrameClock
+from hygie.core.errors import DeviceError, HygieError
+from hygie.core.limits import parse_size
+from hygie.core.live import camera_identity, vcam
+from hygie.core.live.clock import FrameClock
 
 
 def test_bgr_frames_reach_the_backend_unchanged():
@@ -27,8 +28,8 @@ def test_linux_device_is_chosen_by_name_not_first(tmp_path):
         d = tmp_path / f"video{i}"
         d.mkdir()
         (d / "name").write_text(name + "\n")
-    assert vcam.find_linux_camera(str(tmp_path)) == "/dev/video10"
-    assert [c.name for c in vcam.linux_cameras(str(tmp_path))][0] == "Integrated Camera"
+    assert camera_identity.find_linux_camera(str(tmp_path)) == "/dev/video10"
+    assert [c.name for c in camera_identity.linux_cameras(str(tmp_path))][0] == "Integrated Camera"
 
 
 def test_no_camera_error_says_the_fix(monkeypatch):
@@ -40,8 +41,8 @@ def test_no_camera_error_says_the_fix(monkeypatch):
 
 
 def test_fix_per_os():
-    assert "Unity Capture" in vcam.no_camera_fix("Windows") and "OBS" in vcam.no_camera_fix("Windows")
-    assert "OBS" in vcam.no_camera_fix("Darwin")
+    assert "Unity Capture" in camera_identity.no_camera_fix("Windows") and "OBS" in camera_identity.no_camera_fix("Windows")
+    assert "OBS" in camera_identity.no_camera_fix("Darwin")
 
 
 def test_busy_camera_error():
@@ -50,9 +51,9 @@ def test_busy_camera_error():
 
 
 def test_parse_size():
-    assert vcam.parse_size("1280x720") == (1280, 720)
-    with pytest.raises(DeviceError):
-        vcam.parse_size("1280")
+    assert parse_size("1280x720") == (1280, 720)
+    with pytest.raises(HygieError):
+        parse_size("1280")
 
 
 def test_frame_clock_absolute_schedule_and_resync():

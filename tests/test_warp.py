@@ -6,7 +6,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from hygie.core.warp import PiecewiseAffineWarper, delaunay, triangle_affines
+from hygie.core.render.warp import PiecewiseAffineWarper, delaunay, triangle_affines
 
 
 def _texture(h: int, w: int) -> np.ndarray:

@@ -1,1 +1,1 @@
-"""Renderer parts: relighting of the pasted mouth (the rest moves here with the redesign, issue 11)."""
+"""Rendering: a requested mouth shape -> a real mouth retrieved, warped and blended into the body."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hygie.core import geometry as G
+from hygie.core.face import geometry as G
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ person's skin, the same place of the face in both) cancels in the ratio; what is
 the light, which varies slowly. Where the mask holds no skin (the mouth's middle) the
 ratio is interpolated from around it.
 
-The other methods are kept for comparison (`hygie.core.render_bench` / docs/renderer.md):
+The other methods are kept for comparison (`hygie.core.bench.render` / docs/renderer.md):
 `gain` (one per-channel gain in the feather band, the previous default), `lab` (mean and
 standard deviation of L, a, b matched in the band), `multiband` (Laplacian-pyramid blend),
 `poisson` (OpenCV's gradient-domain seamlessClone; far too slow for live use).
@@ -100,7 +100,7 @@ def blend_ratio(roi: np.ndarray, patch: np.ndarray, alpha: np.ndarray, ratio: np
     """roi <- roi + alpha * (patch * ratio - roi), the low-res ratio upsampled; in place, uint8 arithmetic."""
     import cv2
 
-    from hygie.core.blend import blend_u8
+    from hygie.core.render.blend import blend_u8
 
     h, w = alpha.shape
     # ratio in 1/128 steps (0.8 %: below one grey level on skin), upsampled as uint8

@@ -1,0 +1,1 @@
+"""Audio: log-mel features, resampling, the live microphone and its pass-through."""

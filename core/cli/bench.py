@@ -1,0 +1,72 @@
+"""`hygie bench`: speed and memory figures, measured side by side in one run (never asserted in tests)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from hygie.core.errors import HygieError
+
+log = logging.getLogger(__name__)
+PARTS = ("enroll", "lips", "render", "agent")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure speed and memory (enrollment, lip model, renderer, live agent)",
+        description="Print speed/memory figures beside their floors and targets, measured in one run. "
+                    "'all' runs lips + render (+ enroll when --video is given).",
+    )
+    p.add_argument("part", nargs="?", choices=(*PARTS, "all"), default="all")
+    p.add_argument("--avatar", default=None, help="avatar package (default: the bundled one)")
+    p.add_argument("--video", type=Path, default=None, help="a 3–5 minute talking-head video to enroll ('enroll')")
+    p.add_argument("--minutes", type=float, default=1.0, help="agent soak length (default 1)")
+    p.add_argument("--source", choices=("file", "pulse"), default="file",
+                   help="agent audio: a file played in real time, or a private PulseAudio microphone (default file)")
+    p.add_argument("--audio", default=None, help="agent speech (default: the bundled demo sentence, looped)")
+    p.add_argument("--size", default=None, help="agent output size WxH (default: the avatar's)")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hygie.core.package.avatar import load_package
+
+    results: dict = {}
+    parts = ("enroll", "lips", "render") if args.part == "all" else (args.part,)
+    if "enroll" in parts:
+        from hygie.core.bench import enroll as enroll_bench
+
+        if args.video is None:
+            if args.part == "enroll":
+                raise HygieError("give --video with a 3–5 minute talking-head video to time its enrollment.")
+        elif not args.video.exists():
+            raise HygieError(f"{args.video}: not found; pass --video with a 3–5 minute talking-head video.")
+        else:
+            results["enroll"] = enroll_bench.run(args.video)
+            print(enroll_bench.format_result(results["enroll"]), flush=True)
+    avatar = load_package(args.avatar) if {"lips", "render"} & set(parts) else None
+    if "lips" in parts:
+        if avatar.has_lip_model:
+            from hygie.core.bench import lips as lip_bench
+
+            results["lips"] = lip_bench.run(avatar)
+            print(lip_bench.format_result(results["lips"]), flush=True)
+        else:
+            print("lip model: this avatar has none (run 'hygie train')")
+    if "render" in parts:
+        from hygie.core.bench import render as render_bench
+
+        results["render"] = render_bench.run(avatar)
+        print(render_bench.format_bench(results["render"]), flush=True)
+    if "agent" in parts:
+        from hygie.core.bench.agent import run_agent_bench
+
+        results["agent"] = run_agent_bench(args.minutes, avatar=args.avatar, source=args.source, audio=args.audio,
+                                           size=args.size)
+        print(json.dumps(results["agent"], indent=1, default=str))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0

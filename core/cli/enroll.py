@@ -1,0 +1,54 @@
+"""`hygie enroll`: build an avatar package from a video of you talking."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from hygie.core.enroll.config import EnrollConfig
+from hygie.core.enroll.pipeline import enroll
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "enroll",
+        help="turn 3–5 minutes of video of a person talking into an avatar package",
+        description=(
+            "Analyse a talking-head video (face landmarks on every frame, mouth-shape PCA, audio features, "
+            "a database of real mouth images and an idle loop), then train the lip model (unless --no-train). "
+            "Writes AVATAR/ (or AVATAR.hygie with --zip) and AVATAR/report.html. Record facing the camera, "
+            "evenly lit, 3–5 minutes of varied speech with a few pauses."
+        ),
+    )
+    p.add_argument("videos", nargs="+", type=Path, help="video file(s) of the same person (mp4, mov, mkv, webm, ...)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="package folder to create (or a .hygie file)")
+    p.add_argument("--zip", action="store_true", help="write a single .hygie file instead of a folder")
+    p.add_argument("--force", action="store_true", help="replace an existing package")
+    p.add_argument("--no-train", action="store_true", help="skip lip-model training (run 'hygie train' later)")
+    p.add_argument("--template-seconds", type=float, default=10.0, help="length of the idle loop (default 10)")
+    p.add_argument("--max-mouths", type=int, default=None, help="cap the mouth database size (smaller package)")
+    p.add_argument("--workers", type=int, default=None, help="face-landmark worker processes (default: CPU cores)")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--licence", default="", help="licence/consent note stored in avatar.json")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out: Path = args.output
+    if args.zip and out.suffix != ".hygie":
+        out = out.with_suffix(".hygie")
+    cfg = EnrollConfig(template_seconds=args.template_seconds, max_mouths=args.max_mouths,
+                       workers=args.workers, licence=args.licence)
+    path = enroll(args.videos, out, cfg, force=args.force)
+    if not args.no_train:
+        try:
+            from hygie.models.train import train_package
+        except ImportError as e:
+            log.warning("lip model not trained: %s. Install the 'train' extra (pip install 'hygie-avatar[train]') "
+                        "and run 'hygie train %s'.", e, path)
+        else:
+            train_package(path, seed=args.seed)
+    print(f"avatar ready: {path}\nreport: {path / 'report.html' if path.is_dir() else '(inside the .hygie file)'}")
+    return 0

@@ -1,0 +1,93 @@
+"""`hygie render`: speech audio (or a video's true landmarks) -> lip-synced mp4 of the avatar.
+
+`--landmarks-from VIDEO` drives the renderer with the mouth shapes MediaPipe finds in
+a real video: the renderer's own fidelity test, independent of the lip model.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from hygie.core.errors import HygieError, MediaError
+from hygie.core.limits import parse_size
+
+log = logging.getLogger(__name__)
+
+
+def check_output(path: Path) -> None:
+    """Refuse an unusable output path before any work (nothing is written on failure)."""
+    if path.is_dir():
+        raise HygieError(f"{path} is a folder; give a file name such as {path / 'out.mp4'}")
+    if path.suffix.lower() != ".mp4":
+        raise HygieError(f"{path}: the output must be an .mp4 file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise HygieError(f"{parent}: folder does not exist. Create it or choose another output path.")
+    if not parent.is_dir():
+        raise HygieError(f"{parent} is a file, not a folder. Choose another output path.")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise HygieError(f"{path}: not writable. Choose another output path.")
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from hygie.core.media.audio_file import load_audio
+    from hygie.core.media.encode import write_video_with_audio
+    from hygie.core.media.probe import probe_video
+    from hygie.core.package.avatar import load_package
+    from hygie.core.package.bundled import demo_speech_path
+    from hygie.core.render.drive import coeffs_from_audio, lips_from_video, render_frames
+    from hygie.core.render.renderer import Renderer, RendererConfig
+
+    out = Path(args.output).expanduser()
+    check_output(out)
+    size = parse_size(args.size)
+    if not args.audio and not args.landmarks_from:
+        args.audio = str(demo_speech_path())
+        log.info("no --audio given: rendering the bundled demo sentence %s", args.audio)
+    avatar = load_package(args.avatar)
+    sr = avatar.mel_config.sample_rate
+    audio = load_audio(args.audio, sr) if args.audio else None
+    if audio is not None and len(audio) < int(0.1 * sr):
+        raise MediaError(f"{args.audio}: the audio is shorter than 0.1 s; nothing to render.")
+    lips = coeffs = None
+    if args.landmarks_from:
+        lips, fps = lips_from_video(avatar, args.landmarks_from)
+        n = len(lips)
+        if audio is None and probe_video(args.landmarks_from).has_audio:
+            audio = load_audio(args.landmarks_from, sr)
+    else:
+        fps = avatar.fps
+        n = max(1, int(np.ceil(len(audio) / sr * fps)))
+        coeffs = coeffs_from_audio(avatar, audio, fps, n)
+    renderer = Renderer(avatar, out_size=size, cfg=RendererConfig(fit=args.fit))
+    try:
+        frames = render_frames(renderer, n, lips=lips, coeffs=coeffs, debug=args.debug)
+        written = write_video_with_audio(out, frames, fps, audio, sr=sr)
+    finally:
+        renderer.close()
+    log.info("wrote %s: %d frames at %.2f fps (%dx%d)%s", out, written, fps, *renderer.size,
+             " with audio" if audio is not None else "")
+    print(out)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("render", help="render a lip-synced mp4 of an avatar from speech audio",
+                       description="Render an avatar speaking SPEECH (wav/flac/mp3/m4a, any rate) to an H.264+AAC mp4.")
+    p.add_argument("--avatar", help="avatar package (folder or .hygie); default: the bundled avatar")
+    p.add_argument("--audio", help="speech audio file, any rate (also muxed into the output); "
+                                   "default: a bundled demo sentence")
+    p.add_argument("--landmarks-from", metavar="VIDEO",
+                   help="drive the mouth with the true landmarks of this video (renderer fidelity test); "
+                        "its audio is used unless --audio is given")
+    p.add_argument("-o", "--output", required=True, help="output .mp4")
+    p.add_argument("--size", metavar="WxH", help="output size, e.g. 1280x720 (default: the avatar's native size)")
+    p.add_argument("--fit", choices=["letterbox", "crop"], default="letterbox",
+                   help="how a differently shaped --size is filled (default letterbox)")
+    p.add_argument("--debug", action="store_true", help="draw the requested lip landmarks as green points")
+    p.set_defaults(func=run_render)
+

@@ -1,0 +1,58 @@
+"""`hygie run`: the live agent (microphone in, "Hygie Avatar" virtual camera out)."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from hygie.core.live.config import build_config, config_path
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="stream the avatar live to the virtual camera",
+        description="Listen to a microphone and publish the lip-synced avatar to the \"Hygie Avatar\" virtual camera. "
+                    f"Defaults come from {config_path()} ([run] table) when it exists; flags override it.")
+    p.add_argument("--avatar", metavar="PKG", help="avatar package (folder or .hygie); default: the bundled avatar")
+    p.add_argument("--input", metavar="NAME", help="audio input: part of its name or its index (see `hygie devices`)")
+    p.add_argument("--camera", metavar="DEVICE", help="virtual camera device, e.g. /dev/video10 (default: the one "
+                                                        "named \"Hygie Avatar\")")
+    p.add_argument("--fps", type=float, help="frames per second (default 30)")
+    p.add_argument("--size", metavar="WxH", help="output size, e.g. 1280x720 (default: the avatar's frame size)")
+    p.add_argument("--preview", action="store_true", default=None, help="show the output in a window")
+    p.add_argument("--audio-out", metavar="NAME", help="pass the microphone through to this output device, "
+                                                       "delayed by the measured video latency (a virtual microphone)")
+    p.add_argument("--obs", dest="obs", action="store_true", default=None,
+                   help="follow OBS scene/source events (default when the OBS plugin is installed)")
+    p.add_argument("--no-obs", dest="obs", action="store_false", help="ignore OBS; the avatar stays on")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
+    p.add_argument("--threads", type=int, help="CPU threads for the lip model (default 1)")
+    from hygie.core.cli.obs import add_obs_control_args
+
+    add_obs_control_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hygie.core.live.agent import build_agent, close_all, format_summary
+    from hygie.core.live.latency import save_measured_latency
+    from hygie.core.cli.obs import obs_control_config
+
+    keys = ("avatar", "input", "camera", "fps", "size", "preview", "audio_out", "obs", "duration", "threads")
+    cfg = build_config({k: getattr(args, k, None) for k in keys})
+    controls = None
+    if cfg.obs:
+        from hygie.plugin.obs.control import start_obs_control
+
+        obs_config = obs_control_config(args)
+        controls = lambda state: start_obs_control(state, obs_config)  # noqa: E731
+    agent, closers = build_agent(cfg, controls=controls)
+    try:
+        log.info("streaming; Ctrl-C to stop")
+        summary = agent.run()
+    finally:
+        close_all(closers)
+    save_measured_latency(summary)
+    print(format_summary(summary))
+    return 0

@@ -1,0 +1,1 @@
+"""Enrollment: video(s) of a person talking -> a verified avatar package, as named stages."""

@@ -1,0 +1,1 @@
+"""The lip model at run time (onnxruntime; no torch)."""

@@ -1,0 +1,1 @@
+"""The live agent: microphone -> lip model -> renderer -> virtual camera, every frame."""

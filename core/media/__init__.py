@@ -1,0 +1,1 @@
+"""Media files: probing, decoding (video frames, audio) and encoding, with PyAV."""

@@ -1,0 +1,1 @@
+"""The avatar package: its files, verification, writing and safe unpacking."""
