@@ -49,10 +49,11 @@ class RetrievalConfig:
     look: float = 0.25  # IOD per unit of thumbnail RMS difference (used when thumbnails are given)
     stay: float = 0.003  # IOD; hysteresis in favour of the current run
     # source conditions vs the template frame (renderer.SourceCost), in IOD per unit. Tuned on the
-    # 720p clips left out one at a time (docs/renderer.md): 6x these weights gave the idle loop's own
-    # lip colour (ΔE 6 -> 2) but forced closed mouths open (streaks) and doubled the jumps.
+    # 720p clips left out one at a time (docs/renderer.md): light 0.0015 brings the idle loop's own
+    # lip colour (lip ΔE 6.2 -> 2.2 where the loop comes from another recording) at an unchanged
+    # face-aligned stability; 6x the pose weight restricted candidates too much (streaks, jumps).
     pose: float = 0.05  # per radian of out-of-plane head-turn difference
-    light: float = 0.0005  # per ΔE (Lab) of skin colour difference
+    light: float = 0.0015  # per ΔE (Lab) of skin colour difference
     scale: float = 0.01  # per octave the crop's source face is smaller than the template's (upscaling blur)
     # per IOD the crop's mouth is less open than the request: the warp can stretch lips, but not
     # invent the teeth and tongue of a mouth that was closed (it smears them into a dark blob)
