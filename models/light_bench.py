@@ -114,7 +114,8 @@ def upscale(src: Path, out: Path, size: tuple[int, int] = (1920, 1080), seconds:
     return out
 
 
-KEYS = ("fidelity", "stability_ratio", "stability_face_ratio", "sharpness_ratio", "sharpness_mp4_ratio",
+KEYS = ("fidelity", "stability_ratio", "stability_face_ratio", "stability_rel_ratio", "sharpness_rel_ratio",
+        "sharpness_ratio", "sharpness_mp4_ratio",
         "seam_ssim", "seam_de", "seam_de_real", "seam_de_excess", "lip_de")
 
 
@@ -170,7 +171,8 @@ def loo_suite(data: Path, work: Path, renderer_cfg=None, folds: list[int] | None
 
 
 def format_suite(title: str, res: dict) -> str:
-    cols = ("fidelity", "stability_ratio", "stability_face_ratio", "sharpness_mp4_ratio", "seam_ssim", "seam_de_excess", "lip_de")
+    cols = ("fidelity", "stability_ratio", "stability_rel_ratio", "stability_face_ratio", "sharpness_rel_ratio",
+            "sharpness_mp4_ratio", "seam_ssim", "seam_de_excess", "lip_de")
     lines = [title, f"{'case':28s} " + " ".join(f"{c[:14]:>14s}" for c in cols)]
     for name, r in res.items():
         lines.append(f"{name:28s} " + " ".join(f"{r[c]:14.4f}" for c in cols))

@@ -11,7 +11,9 @@ points, in inter-ocular units, all under the avatar's own 3-D alignment):
   it includes the head motion of the idle loop and of the real video, which differ between
   recordings; `stability_face_ratio` measures the same in mouth crops aligned on the eyes and
   nose (FaceAligned), at the avatar's own crop resolution, low-passed at 0.015 IOD: the mouth
-  moving, flickering or swimming against the face;
+  moving, flickering or swimming against the face; `*_rel_ratio` divide each box's change by
+  its mean brightness (sharpness by its square), so that an idle loop filmed brighter or darker
+  than the real video does not count (the perturbed-light suite compares these);
 - seam: SSIM between the rendered frame and its template frame in a ring just outside
   the blend mask (alpha < 0.5, within a few pixels of it);
 - colour seam (ΔE, CIE76 in Lab): the mean colour of the band just inside the blend mask's
@@ -57,6 +59,10 @@ class FrameStats:
     sharp: float  # Laplacian variance in the mouth box
     diff: float  # mean abs difference to the previous frame in the mouth box (NaN for the first)
     face_diff: float = float("nan")  # the same in face-aligned mouth crops (head motion taken out)
+    # sharpness and change relative to the box's mean brightness: an idle loop filmed brighter or
+    # darker than the real video (another exposure, another day) scales both; these do not move
+    sharp_rel: float = float("nan")
+    diff_rel: float = float("nan")
 
 
 class FaceAligned:
@@ -231,7 +237,9 @@ def _box_stats(grey: np.ndarray, prev: np.ndarray | None, box: tuple[int, int, i
     x0, y0, x1, y1 = box
     g = grey[y0:y1, x0:x1]
     d = float(np.abs(g.astype(np.int16) - prev[y0:y1, x0:x1].astype(np.int16)).mean()) if prev is not None else np.nan
-    return FrameStats(laplacian_var(g), d)
+    m = max(float(g.mean()), 1.0) / 128.0
+    lv = laplacian_var(g)
+    return FrameStats(lv, d, sharp_rel=lv / m ** 2, diff_rel=d / m)
 
 
 def _strip(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]], zoom: float = 2.0) -> np.ndarray:
@@ -464,6 +472,8 @@ def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str 
         "mp4_keeps": float(np.nanmean(mp4_sharp) / rend_sharp) if mp4_sharp else float("nan"),
         "stability_ratio": ratio("diff"),
         "stability_face_ratio": ratio("face_diff"),
+        "stability_rel_ratio": ratio("diff_rel"),
+        "sharpness_rel_ratio": ratio("sharp_rel"),
         "seam_ssim": float(np.mean(seam)) if seam else float("nan"),
         "seam_de": de_r,
         "seam_de_real": de_q,
@@ -503,6 +513,8 @@ def format_table(res: dict) -> str:
         ("sharpness, rendered / real (Laplacian var)", "sharpness_ratio"),
         ("stability, rendered / real (frame diff)", "stability_ratio"),
         ("stability against the face, rendered / real (aligned)", "stability_face_ratio"),
+        ("stability / brightness, rendered / real", "stability_rel_ratio"),
+        ("sharpness / brightness², rendered / real", "sharpness_rel_ratio"),
         ("seam SSIM (ring outside the blend mask)", "seam_ssim"),
         ("colour seam ΔE (Lab), rendered", "seam_de"),
         ("colour seam ΔE (Lab), the real video's own ring", "seam_de_real"),
