@@ -15,3 +15,12 @@ class PackageError(HygieError):
 
 class DeviceError(HygieError):
     """An audio device or virtual camera cannot be opened."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that every `finally` and `except BaseException` cleans up
+    (temporary folders, worker processes) exactly as for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum

@@ -6,6 +6,7 @@ import platform
 from pathlib import Path
 
 APP = "hygie"
+CACHE_ENV = "XDG_CACHE_HOME"  # named in messages that suggest moving the cache
 
 
 def config_dir() -> Path:
@@ -20,7 +21,7 @@ def config_dir() -> Path:
 
 def cache_dir() -> Path:
     """Things that can be rebuilt at any time (unpacked .hygie packages): $XDG_CACHE_HOME/hygie."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / APP
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache") / APP
 
 
 def state_dir() -> Path:

@@ -84,6 +84,29 @@ def make_agent(source, duration, renderer=None, state=None, **cfg_kw):
 
 
 @pytest.mark.audio
+def test_slow_start_that_overflows_the_input_keeps_the_latency_true(pulse):
+    """A start slower than the input ring (3 s, e.g. a busy machine) loses samples: the latency figure
+    (and the voice delay built on it) must still be measured from the right samples, not stay skewed."""
+    from hygie.core.audio.capture import AudioInput
+    from hygie.core.media.audio_file import load_audio
+
+    audio = load_audio(need_heldout())[: 16000 * 9]
+    src = AudioInput("pulse").start()
+    try:
+        pulse.play_array(np.concatenate([np.zeros(16000 * 3, np.float32), audio]))
+        time.sleep(5.0)  # nobody reads: the 3-s input ring overflows, as on a slow start
+        agent, cam, backend = make_agent(src, duration=8.0)
+        s = agent.run()
+    finally:
+        src.stop()
+        cam.close()
+    assert s["audio_overflows"] >= 1
+    assert s["latency_samples"] > FPS * 3
+    # a skew would add the lost seconds to every sample for the rest of the run
+    assert s["lookahead_ms"] < s["latency_p50_ms"] < s["lookahead_ms"] + 120, s
+
+
+@pytest.mark.audio
 def test_live_from_pulseaudio_frames_idle_speech_latency(pulse):
     from hygie.core.audio.capture import AudioInput
     from hygie.core.media.audio_file import load_audio
@@ -176,12 +199,13 @@ def test_switched_off_sends_idle_frames_and_eases():
 def test_sigterm_stops_cleanly_with_summary():
     src = FileAudioSource(str(need_heldout()))
     agent, cam, backend = make_agent(src, duration=None)
+    before = signal.getsignal(signal.SIGTERM)
     threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
     t0 = time.time()
     s = agent.run()
     cam.close()
     assert time.time() - t0 < 5 and s["frames"] > 30
-    assert signal.getsignal(signal.SIGTERM) is not None
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back in place
 
 
 def test_config_file_then_flags(tmp_path, monkeypatch):

@@ -68,3 +68,51 @@ def test_not_a_zip_and_not_a_package(tmp_path):
         load_package(tmp_path / "dir")
     with pytest.raises(PackageError, match="no such avatar.*hygie enroll"):
         load_package(tmp_path / "nope")
+
+
+@pytest.fixture(scope="module")
+def full_package(tmp_path_factory):
+    """The bundled avatar, copied and re-hashed: it holds every kind of file a package can."""
+    import shutil
+
+    from hygie.core.package.bundled import default_avatar_path
+
+    dst = tmp_path_factory.mktemp("full") / "pkg"
+    shutil.copytree(default_avatar_path(), dst)
+    for p in dst.iterdir():
+        p.chmod(0o644)
+    update_package(dst)
+    return dst
+
+
+def _copy(src, tmp_path):
+    import shutil
+
+    dst = tmp_path / "pkg"
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize("name", ["avatar.json", "track.npz", "pca.npz", "features.npz", "mouths.npz", "template.npz",
+                                  "lips.onnx", "lips.onnx.json", "report.html", "quality.json", "training.json"])
+def test_every_file_kind_is_covered(full_package, tmp_path, name):
+    """One flipped byte in any file of the package, JSON and model included, is refused."""
+    pkg = _copy(full_package, tmp_path)
+    assert name in json.loads((pkg / "avatar.json").read_text())["files"] or name == "avatar.json"
+    p = pkg / name
+    data = bytearray(p.read_bytes())
+    k = data.find(b"0.") if p.suffix in (".json", ".html") else len(data) // 2  # a digit in a text file
+    data[k] = ord("7") if data[k] != ord("7") else ord("8")
+    p.write_bytes(bytes(data))
+    with pytest.raises(PackageError, match="does not match|damaged|unreadable"):
+        load_package(pkg)
+
+
+def test_an_unlisted_extra_file_is_refused(full_package, tmp_path):
+    pkg = _copy(full_package, tmp_path)
+    (pkg / "lips2.onnx").write_bytes((pkg / "lips.onnx").read_bytes())
+    with pytest.raises(PackageError, match="does not list"):
+        load_package(pkg)
+    (pkg / "lips2.onnx").unlink()
+    (pkg / ".DS_Store").write_bytes(b"finder")  # hidden files of the desktop are not part of a package
+    assert load_package(pkg).has_lip_model

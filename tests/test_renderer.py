@@ -62,10 +62,57 @@ def test_idle_mouth_is_still(renderer):
     assert len(set(picks)) == 1
 
 
-def test_non_finite_request_falls_back_to_idle(renderer, avatar):
-    bad = np.full((40, 2), np.nan, np.float32)
-    f = renderer.render_lips(bad, 4)
-    assert f.shape[2] == 3 and np.isfinite(renderer.last["dst"]).all()
+def test_non_finite_request_returns_exactly_the_idle_frame(renderer, avatar):
+    """A lost track upstream (NaN lips or coefficients) shows the still closed mouth, pixel for pixel."""
+    K = avatar.pca["components"].shape[0]
+    renderer.reset()
+    idle = renderer.render(None, 4)
+    renderer.reset()
+    from_lips = renderer.render_lips(np.full((40, 2), np.nan, np.float32), 4)
+    renderer.reset()
+    from_coeffs = renderer.render(np.full(K, np.nan, np.float32), 4)
+    assert np.array_equal(idle, from_lips) and np.array_equal(idle, from_coeffs)
+
+
+def _mouth_box(renderer, pad: int = 6) -> tuple[slice, slice]:
+    d = renderer.last["dst"][:40]
+    x0, y0 = np.floor(d.min(0)).astype(int) - pad
+    x1, y1 = np.ceil(d.max(0)).astype(int) + pad
+    return slice(max(y0, 0), y1), slice(max(x0, 0), x1)
+
+
+def test_open_and_closed_requests_change_the_returned_pixels(renderer, avatar):
+    """The pixels returned, not the internal record: an open mouth, a closed one and the plain idle frame differ."""
+    tr = avatar.track
+    wide = tr["lips"][int(np.argsort(np.where(tr["usable"], tr["opening"], -1))[-30])]
+    t = 12
+    renderer.reset()
+    opened = renderer.render_lips(wide, t).astype(np.float32)
+    box = _mouth_box(renderer)
+    renderer.reset()
+    closed = renderer.render(None, t).astype(np.float32)
+    idle = renderer.idle_frame(t).astype(np.float32)  # the raw template frame, no mouth work
+    assert np.abs(opened[box] - closed[box]).mean() > 6
+    assert np.abs(opened[box] - idle[box]).mean() > 6
+    assert np.abs(closed[box] - idle[box]).mean() > 0.2  # a real mouth was pasted, even when closed
+
+
+def test_lips_redetected_on_the_returned_frames_land_where_requested(renderer, avatar):
+    """MediaPipe on the frames the renderer returns finds the requested mouths (shape and opening)."""
+    from detect import corr, detected_lips
+
+    tr = avatar.track
+    us = np.flatnonzero(tr["usable"])
+    start = us[len(us) // 2]
+    req = tr["lips"][start:start + 60]
+    req = req[np.isfinite(req).all(axis=(1, 2))]
+    renderer.reset()
+    frames = [renderer.render_lips(lips, t).copy() for t, lips in enumerate(req)]
+    got = detected_lips(frames, tr["reference"])
+    lmd = np.linalg.norm(got - req, axis=-1).mean(-1)
+    assert np.nanmedian(lmd) < 0.012  # IOD; the mean mouth is ~0.021 away, MediaPipe's jitter ~0.002
+    assert corr(G.mouth_opening(got), G.mouth_opening(req)) > 0.9
+    assert np.std(G.mouth_opening(req)) > 0.01  # the stretch really speaks
 
 
 def test_template_own_mouth_reproduces_the_template(renderer, avatar):

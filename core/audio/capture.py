@@ -136,11 +136,14 @@ class _Capture:
         bursts that would bias the estimate by hundreds of ms for as long as they stay
         in the window, and a short window also follows clock drift.
         """
-        if self.n_anchors == 0:
+        n = self.n_anchors  # read once: the callback thread raises it while we look
+        if n == 0:
             return None
-        t = self.anchor_t[: self.n_anchors]
+        t = self.anchor_t[:n]
         recent = t > self.last_callback - ANCHOR_WINDOW_S
-        return float(np.min(t[recent] - self.anchor_idx[: self.n_anchors][recent] / self.rate))
+        if not recent.any():
+            return None
+        return float(np.min(t[recent] - self.anchor_idx[:n][recent] / self.rate))
 
 
 class AudioInput:

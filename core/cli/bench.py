@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from hygie.core.errors import HygieError
+from hygie.core.limits import number_arg
 
 log = logging.getLogger(__name__)
 PARTS = ("enroll", "lips", "render", "agent")
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("part", nargs="?", choices=(*PARTS, "all"), default="all")
     p.add_argument("--avatar", default=None, help="avatar package (default: the bundled one)")
     p.add_argument("--video", type=Path, default=None, help="a 3–5 minute talking-head video to enroll ('enroll')")
-    p.add_argument("--minutes", type=float, default=1.0, help="agent soak length (default 1)")
+    p.add_argument("--minutes", type=number_arg(0.05, 24 * 60), default=1.0, help="agent soak length (default 1)")
     p.add_argument("--source", choices=("file", "pulse"), default="file",
                    help="agent audio: a file played in real time, or a private PulseAudio microphone (default file)")
     p.add_argument("--audio", default=None, help="agent speech (default: the bundled demo sentence, looped)")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hygie.core.enroll.config import EnrollConfig
 from hygie.core.enroll.pipeline import enroll
+from hygie.core.limits import number_arg
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("videos", nargs="+", type=Path, help="video file(s) of the same person (mp4, mov, mkv, webm, ...)")
     p.add_argument("-o", "--output", type=Path, required=True, help="package folder to create (or a .hygie file)")
     p.add_argument("--zip", action="store_true", help="write a single .hygie file instead of a folder")
-    p.add_argument("--force", action="store_true", help="replace an existing package")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing avatar package (never another folder or file, never an input)")
     p.add_argument("--no-train", action="store_true", help="skip lip-model training (run 'hygie train' later)")
-    p.add_argument("--template-seconds", type=float, default=10.0, help="length of the idle loop (default 10)")
-    p.add_argument("--max-mouths", type=int, default=None, help="cap the mouth database size (smaller package)")
-    p.add_argument("--workers", type=int, default=None, help="face-landmark worker processes (default: CPU cores)")
-    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--template-seconds", type=number_arg(1, 60), default=10.0, help="length of the idle loop (default 10)")
+    p.add_argument("--max-mouths", type=number_arg(100, 10_000_000, integer=True), default=None, help="cap the mouth database size (smaller package)")
+    p.add_argument("--workers", type=number_arg(1, 64, integer=True), default=None, help="face-landmark worker processes (default: CPU cores)")
+    p.add_argument("--min-footage", type=number_arg(1, 3600), default=None, metavar="SECONDS",
+                   help="refuse less usable face footage than this (default 60; lower it only to try Hygie on a "
+                        "short clip: the lip model will be poor)")
+    p.add_argument("--seed", type=number_arg(0, 2**31 - 1, integer=True), default=0, help="training seed")
     p.add_argument("--licence", default="", help="licence/consent note stored in avatar.json")
     p.set_defaults(func=run)
 
@@ -41,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         out = out.with_suffix(".hygie")
     cfg = EnrollConfig(template_seconds=args.template_seconds, max_mouths=args.max_mouths,
                        workers=args.workers, licence=args.licence)
+    if args.min_footage is not None:
+        cfg.min_usable_s = args.min_footage
     path = enroll(args.videos, out, cfg, force=args.force)
     if not args.no_train:
         try:

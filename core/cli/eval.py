@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from hygie.core.errors import HygieError
+from hygie.core.limits import number_arg
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "report the opening correlation against each speaker's own mouth")
     p.add_argument("--render", action="store_true", help="also measure the rendered mouth (if the renderer provides it)")
     p.add_argument("--save-to-package", action="store_true", help="store the figures as quality.json in the package")
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    p.add_argument("--threads", type=number_arg(1, 64, integer=True), default=1, help="onnxruntime threads (default 1)")
     p.set_defaults(func=run)
 
 

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import signal
 import sys
+import threading
+from pathlib import Path
 
-from hygie.core.errors import HygieError
+from hygie.core.errors import HygieError, Terminated
 
 # module path -> registers one or more subcommands; imported lazily so `hygie --help` stays fast
 # and a missing optional part (e.g. torch for `train`) never breaks the other commands.
@@ -43,6 +47,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _raise_terminated(signum: int, _frame) -> None:
+    raise Terminated(signum)
+
+
+def _one_line(e: BaseException) -> str:
+    """An unexpected error as one line that says what to do."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        where = f" in {Path(e.filename).parent}" if e.filename else ""
+        return f"disk full{where}: free some space or choose another output folder (nothing half-written is kept)."
+    if isinstance(e, MemoryError):
+        return "out of memory: close other programs, or use a smaller --size."
+    return (f"unexpected {e.__class__.__name__}: {e}. Run again with -v for the details, and please report "
+            "them with the command you ran.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -54,15 +73,27 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # SIGTERM (a launcher, OBS, systemd) cleans up like Ctrl-C: temporary folders, worker processes
+    in_main = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         return int(args.func(args) or 0)
     except HygieError as e:
         print(f"hygie {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except Terminated as e:
+        print("stopped", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
+    except Exception as e:  # never a traceback for the user; -v shows it
+        logging.getLogger(__name__).debug("traceback", exc_info=True)
+        print(f"hygie {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,6 +12,7 @@ import time
 from hygie.plugin.obs.control import AVATAR_NAME, MODES, AvatarControl, AvatarState, ObsControlConfig
 from hygie.plugin.obs.config import discover
 from hygie.plugin.obs.link import ObsLink
+from hygie.core.limits import MAX_DURATION_S, number_arg
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 def add_connection_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("OBS connection (default: read from OBS's own config)")
     g.add_argument("--obs-host", help="env HYGIE_OBS_HOST; default localhost")
-    g.add_argument("--obs-port", type=int, help="env HYGIE_OBS_PORT; default from OBS config, else 4455")
+    g.add_argument("--obs-port", type=number_arg(1, 65535, integer=True), help="env HYGIE_OBS_PORT; default from OBS config, else 4455")
     g.add_argument("--obs-password", help="env HYGIE_OBS_PASSWORD (preferred: flags show in `ps`)")
 
 
@@ -116,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("setup", help=f"create the '{AVATAR_NAME}' scene (camera + microphone); safe to re-run")
     add_connection_args(s)
-    s.add_argument("--latency-ms", type=int, help="microphone sync offset (default: the agent's last "
+    s.add_argument("--latency-ms", type=number_arg(0, 2000, integer=True), help="microphone sync offset (default: the agent's last "
                                                    "measured latency, else 100)")
     s.add_argument("--mic", default="default", help="OBS audio device id for the microphone (default: default)")
     s.add_argument("--add-to-scene", metavar="SCENE",
@@ -129,7 +130,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     w = sub.add_parser("watch", help="print avatar on/off changes as OBS drives them (Ctrl-C to stop)")
     add_obs_control_args(w)
-    w.add_argument("--duration", type=float, default=0, help="stop after N seconds (0: until Ctrl-C)")
+    w.add_argument("--duration", type=number_arg(0, MAX_DURATION_S), default=0, help="stop after N seconds (0: until Ctrl-C)")
     w.set_defaults(func=cmd_watch)
 
     sc = sub.add_parser("script", help="print the path of the OBS script to add in OBS (Tools -> Scripts -> +)")

@@ -14,11 +14,12 @@ import numpy as np
 
 from hygie.core.errors import HygieError, MediaError
 from hygie.core.limits import parse_size
+from hygie.core.outputs import check_output, is_video_file
 
 log = logging.getLogger(__name__)
 
 
-def check_output(path: Path) -> None:
+def check_render_output(path: Path, inputs: list, force: bool) -> None:
     """Refuse an unusable output path before any work (nothing is written on failure)."""
     if path.is_dir():
         raise HygieError(f"{path} is a folder; give a file name such as {path / 'out.mp4'}")
@@ -29,6 +30,7 @@ def check_output(path: Path) -> None:
         raise HygieError(f"{parent}: folder does not exist. Create it or choose another output path.")
     if not parent.is_dir():
         raise HygieError(f"{parent} is a file, not a folder. Choose another output path.")
+    check_output(path, inputs, force, "an .mp4 video", is_video_file)
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise HygieError(f"{path}: not writable. Choose another output path.")
 
@@ -43,7 +45,7 @@ def run_render(args: argparse.Namespace) -> int:
     from hygie.core.render.renderer import Renderer, RendererConfig
 
     out = Path(args.output).expanduser()
-    check_output(out)
+    check_render_output(out, [args.audio, args.landmarks_from, args.avatar], args.force)
     size = parse_size(args.size)
     if not args.audio and not args.landmarks_from:
         args.audio = str(demo_speech_path())
@@ -84,7 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--landmarks-from", metavar="VIDEO",
                    help="drive the mouth with the true landmarks of this video (renderer fidelity test); "
                         "its audio is used unless --audio is given")
-    p.add_argument("-o", "--output", required=True, help="output .mp4")
+    p.add_argument("-o", "--output", required=True, help="output .mp4 (never one of the inputs)")
+    p.add_argument("--force", action="store_true", help="replace an existing output .mp4")
     p.add_argument("--size", metavar="WxH", help="output size, e.g. 1280x720 (default: the avatar's native size)")
     p.add_argument("--fit", choices=["letterbox", "crop"], default="letterbox",
                    help="how a differently shaped --size is filled (default letterbox)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from hygie.core.limits import number_arg
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,6 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("avatar", help="avatar package")
     e.add_argument("video", help="held-out video of the same person")
     e.add_argument("--driver", choices=["landmarks", "model"], default="landmarks")
-    e.add_argument("--frames", type=int, default=None, help="evaluate only the first N frames")
+    e.add_argument("--frames", type=number_arg(1, 10_000_000, integer=True), default=None, help="evaluate only the first N frames")
     e.add_argument("--out-dir", default="render_eval", help="where the JSON and strip image go")
     e.set_defaults(func=run)

@@ -5,6 +5,7 @@ import argparse
 import logging
 
 from hygie.core.live.config import build_config, config_path
+from hygie.core.limits import MAX_DURATION_S, MAX_FPS, number_arg
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", metavar="NAME", help="audio input: part of its name or its index (see `hygie devices`)")
     p.add_argument("--camera", metavar="DEVICE", help="virtual camera device, e.g. /dev/video10 (default: the one "
                                                         "named \"Hygie Avatar\")")
-    p.add_argument("--fps", type=float, help="frames per second (default 30)")
+    p.add_argument("--fps", type=number_arg(1, MAX_FPS), help="frames per second (default 30)")
     p.add_argument("--size", metavar="WxH", help="output size, e.g. 1280x720 (default: the avatar's frame size)")
     p.add_argument("--preview", action="store_true", default=None, help="show the output in a window")
     p.add_argument("--audio-out", metavar="NAME", help="pass the microphone through to this output device, "
@@ -26,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--obs", dest="obs", action="store_true", default=None,
                    help="follow OBS scene/source events (default when the OBS plugin is installed)")
     p.add_argument("--no-obs", dest="obs", action="store_false", help="ignore OBS; the avatar stays on")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
-    p.add_argument("--threads", type=int, help="CPU threads for the lip model (default 1)")
+    p.add_argument("--duration", type=number_arg(0.001, MAX_DURATION_S), metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
+    p.add_argument("--threads", type=number_arg(1, 64, integer=True), help="CPU threads for the lip model (default 1)")
     from hygie.core.cli.obs import add_obs_control_args
 
     add_obs_control_args(p)

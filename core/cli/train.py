@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from hygie.core.errors import HygieError
+from hygie.core.limits import number_arg
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("avatar", type=Path, help="avatar package folder (or .hygie file) made by 'hygie enroll'")
-    p.add_argument("--lookahead-ms", type=float, default=None,
+    p.add_argument("--lookahead-ms", type=number_arg(0, 500), default=None,
                    help="audio the model may hear after the frame it animates (default 50 ms; it adds to the "
                         "live latency one for one; 0–120 ms are sensible, more = a little more accurate)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed and steps: same model)")
-    p.add_argument("--steps", "--epochs", dest="steps", type=int, default=None,
+    p.add_argument("--seed", type=number_arg(0, 2**31 - 1, integer=True), default=0, help="random seed (same seed and steps: same model)")
+    p.add_argument("--steps", "--epochs", dest="steps", type=number_arg(1, 10_000_000, integer=True), default=None,
                    help="training steps (default 600; early stopping may end sooner)")
-    p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes (default 4)")
+    p.add_argument("--minutes", type=number_arg(0.05, 24 * 60), default=None, help="stop training after this many minutes (default 4)")
     p.set_defaults(func=run)
 
 

@@ -107,7 +107,7 @@ def cut_crops(srcs: list, plan: CropPlan, loop: tuple[int, int],
         c_, t_, l_ = cut_video(str(s.path), s.track.times, {k: plan.affines[j] for k, j in local.items()},
                                {k: plan.points[j] for k, j in local.items()}, tpl_k, plan.size, cfg.jpeg_quality,
                                cfg.template_jpeg_quality, probe_video(s.path).duration, LIP_MARGIN * plan.px_per_iod,
-                               workers=cfg.workers, desc=f"mouth crops {s.path.name}")
+                               workers=cfg.workers, desc=f"mouth crops {s.path.name}", end=getattr(s, "end", None))
         for k, j in local.items():
             crops[j] = c_.get(k)
             if k in l_:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import signal
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,15 +97,26 @@ def cut_one(fr, M: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.warpAffine(box, Mb, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
+_parent = 0
+
+
+def _init_worker(parent: int) -> None:
+    """Pool worker set-up (as the landmark pass): Ctrl-C is the parent's to handle; stop with it."""
+    global _parent
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _parent = parent
+
+
 def _worker(args: tuple[CropJob, "mp.Queue | None"]) -> tuple[dict[int, bytes], dict[int, bytes], dict[int, np.ndarray]]:
     job, progress = args
     import cv2
 
     from hygie.core.face import geometry as G
-    from hygie.core.media.decode import iter_decoded
+    from hygie.core.media.decode import iter_decoded, upright
+    from hygie.core.media.probe import quarter_turns
     from hygie.core.render.conditions import skin_lab
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     enc = [int(cv2.IMWRITE_JPEG_QUALITY), job.quality]
     tenc = [int(cv2.IMWRITE_JPEG_QUALITY), job.template_quality]
     crops: dict[int, bytes] = {}
@@ -114,16 +126,22 @@ def _worker(args: tuple[CropJob, "mp.Queue | None"]) -> tuple[dict[int, bytes], 
     done = 0
     for t, fr in iter_decoded(job.path, threads=1, start=job.t0, end=job.t1):
         # the frame pass 1 saw at this time (the same decoder gives the same frames and times)
+        if _parent and os.getppid() != _parent:  # the parent was killed outright: never run on as an orphan
+            os._exit(1)
         k = int(np.searchsorted(job.times, t - 1e-3))
         if k >= len(job.times) or abs(job.times[k] - t) > 1e-3:
             continue
+        rotated = quarter_turns(getattr(fr, "rotation", 0)) != 0
+        whole = upright(fr.to_ndarray(format="bgr24"), fr) if rotated else None  # landmarks are upright
         if k in job.crops:
-            img = cut_one(fr, job.crops[k], job.crop_size)
+            img = (cut_one(fr, job.crops[k], job.crop_size) if whole is None else
+                   cv2.warpAffine(whole, job.crops[k], job.crop_size, flags=cv2.INTER_CUBIC,
+                                  borderMode=cv2.BORDER_REPLICATE))
             crops[k] = cv2.imencode(".jpg", img, enc)[1].tobytes()
             pts = job.points[k]
             light[k] = skin_lab(img, pts, pts[: len(G.LIPS_OUTER)], job.lip_margin_px)
         if k in want_tpl:
-            tpl[k] = cv2.imencode(".jpg", _frame_bgr(fr), tenc)[1].tobytes()
+            tpl[k] = cv2.imencode(".jpg", _frame_bgr(fr) if whole is None else whole, tenc)[1].tobytes()
         done += 1
         if progress is not None and done % 25 == 0:
             progress.put(25)
@@ -134,11 +152,13 @@ def _worker(args: tuple[CropJob, "mp.Queue | None"]) -> tuple[dict[int, bytes], 
 
 def cut_video(path: str, times: np.ndarray, crops: dict[int, np.ndarray], points: dict[int, np.ndarray],
               template: list[int], crop_size: tuple[int, int], quality: int, template_quality: int,
-              duration: float, lip_margin_px: float, workers: int | None = None, desc: str = "mouth crops"):
+              duration: float, lip_margin_px: float, workers: int | None = None, desc: str = "mouth crops",
+              end: float | None = None):
     """{frame: crop JPEG}, {frame: idle-frame JPEG}, {frame: skin Lab around the mouth} of one video."""
     from tqdm import tqdm
 
     # the same ranges as the landmark pass (face/track.py): frames without timestamps get the same times
+    duration = duration if end is None else min(end, duration or end)
     workers = workers or max(1, min(os.cpu_count() or 1, 4))
     if duration < 4 * workers:
         workers = 1
@@ -149,7 +169,7 @@ def cut_video(path: str, times: np.ndarray, crops: dict[int, np.ndarray], points
         hi = edges[i + 1] if i < workers - 1 else np.inf  # the last range is open-ended
         ks = [k for k in crops if lo - 1e-6 <= times[k] < hi - 1e-6]
         ts = [k for k in template if lo - 1e-6 <= times[k] < hi - 1e-6]
-        jobs.append(CropJob(str(path), float(lo), None if i == workers - 1 else float(hi), np.asarray(times, np.float64),
+        jobs.append(CropJob(str(path), float(lo), end if i == workers - 1 else float(hi), np.asarray(times, np.float64),
                             {k: crops[k] for k in ks}, ts, {k: points[k] for k in ks}, lip_margin_px,
                             crop_size, quality, template_quality))
     ctx = mp.get_context("spawn")  # like the landmark pass (no fork of a threaded process)
@@ -158,7 +178,7 @@ def cut_video(path: str, times: np.ndarray, crops: dict[int, np.ndarray], points
     out_i: dict[int, np.ndarray] = {}
     with ctx.Manager() as mgr:
         q = mgr.Queue()
-        with ctx.Pool(workers) as pool, tqdm(total=len(times), desc=desc, unit="frame") as bar:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool, tqdm(total=len(times), desc=desc, unit="frame") as bar:
             res = pool.map_async(_worker, [(j, q) for j in jobs])
             while not res.ready():
                 res.wait(0.2)

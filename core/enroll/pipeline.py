@@ -30,8 +30,9 @@ from hygie.core.enroll.config import LICENCE_NOTE, EnrollConfig
 from hygie.core.enroll.crops import CropPlan, cut_crops, pack, plan_crops
 from hygie.core.enroll.idle_loop import choose_idle_loop
 from hygie.core.enroll.sources import Source, read_sources
-from hygie.core.errors import HygieError
+from hygie.core.errors import HygieError, PackageError
 from hygie.core.face import geometry as G
+from hygie.core.outputs import check_output, is_avatar_package
 from hygie.core.package.files import save_npz
 from hygie.core.package.writer import PackageWriter
 from hygie.core.render.conditions import source_light
@@ -71,7 +72,8 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
     videos = [Path(v) for v in videos]
     if not videos:
         raise HygieError("give at least one video.")
-    # refuse early, before minutes of work
+    # refuse early, before minutes of work: never over an input, never over what is not a package
+    check_output(Path(out), videos, force, "an avatar package", is_avatar_package, PackageError)
     writer = PackageWriter(out, force=force)
     try:
         srcs = read_sources(videos, cfg)

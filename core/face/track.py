@@ -4,13 +4,16 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import queue
+import signal
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from hygie.core.errors import MediaError
-from hygie.core.media.decode import iter_decoded
-from hygie.core.media.probe import probe_video
+from hygie.core.media.decode import iter_decoded, upright
+from hygie.core.media.probe import probe_video, quarter_turns
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +67,24 @@ def _luma(fr) -> np.ndarray | None:
     return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
 
 
-def _worker(args: tuple[str, float, float | None, int, int, "mp.Queue | None"]) -> dict[str, np.ndarray]:
-    path, t0, t1, worker_id, threads, progress = args
-    import time
+_progress: "mp.Queue | None" = None
+_parent = 0
 
+
+def _init_worker(progress: "mp.Queue", parent: int) -> None:
+    """Pool worker set-up: Ctrl-C is the parent's to handle (it terminates the pool), and progress goes
+    to the parent's queue."""
+    global _progress, _parent
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _progress, _parent = progress, parent
+
+
+def _worker(args: tuple[str, float, float | None, int]) -> dict[str, np.ndarray]:
+    path, t0, t1, threads = args
     from hygie.core.face.tracker import FaceTracker
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    progress = _progress
     times, lms, nf, greys, blocks, other = [], [], [], [], [], []
     spent = dict.fromkeys(_TIMERS, 0.0)
     clock = time.perf_counter
@@ -84,11 +98,19 @@ def _worker(args: tuple[str, float, float | None, int, int, "mp.Queue | None"]) 
             spent["decode"] += b_ - a
             if item is None:
                 break
+            if os.getppid() != _parent:  # the parent was killed outright: stop, never run on as an orphan
+                os._exit(1)
             t, fr = item
             W, H = fr.width, fr.height
             s = min(1.0, LANDMARK_MAX_HEIGHT / H)
             w, h = (W, H) if s == 1.0 else (int(round(W * s / 2)) * 2, int(round(H * s / 2)) * 2)
             rgb = fr.to_ndarray(format="rgb24", width=w, height=h, interpolation=None if s == 1.0 else "FAST_BILINEAR")
+            luma = _luma(fr)
+            turns = quarter_turns(getattr(fr, "rotation", 0))
+            if turns:  # as players show it (phones): landmarks in the upright picture
+                rgb, luma = upright(rgb, fr), None
+                W, H = (H, W) if turns % 2 else (W, H)
+                w, h = rgb.shape[1], rgb.shape[0]
             c_ = clock()
             r = tr.process_rgb(rgb)
             d_ = clock()
@@ -101,7 +123,7 @@ def _worker(args: tuple[str, float, float | None, int, int, "mp.Queue | None"]) 
             lms.append(lm)
             nf.append(r.n_faces)
             other.append(r.other_size)
-            g, bk = frame_damage_stats(rgb, _luma(fr), rgb=True)
+            g, bk = frame_damage_stats(rgb, luma, rgb=True)
             greys.append(g)
             blocks.append(bk)
             spent["convert"] += c_ - b_
@@ -117,30 +139,39 @@ def _worker(args: tuple[str, float, float | None, int, int, "mp.Queue | None"]) 
                 other_face=np.array(other, np.float32), **{f"t_{k}": np.array([v]) for k, v in spent.items()})
 
 
-def track_video(path: str, workers: int | None = None, progress_desc: str = "face landmarks") -> LandmarkTrack:
-    """FaceMesh over every frame of `path`, in time-sliced worker processes, with a progress bar."""
+def _drain(q: "mp.Queue", bar) -> None:
+    while True:
+        try:
+            bar.update(q.get_nowait())
+        except queue.Empty:
+            return
+
+
+def track_video(path: str, workers: int | None = None, progress_desc: str = "face landmarks",
+                end: float | None = None) -> LandmarkTrack:
+    """FaceMesh over every frame of `path` (up to `end` seconds), in time-sliced worker processes."""
     from tqdm import tqdm
 
     info = probe_video(path)
+    duration = info.duration if end is None else min(end, info.duration or end)
     workers = workers or max(1, min(os.cpu_count() or 1, 4))
-    if info.duration < 4 * workers:
+    if duration < 4 * workers:
         workers = 1
-    edges = np.linspace(0, info.duration + 1.0, workers + 1)
+    edges = np.linspace(0, duration + 1.0, workers + 1)
     ctx = mp.get_context("spawn")  # MediaPipe graphs are not fork-safe
-    with ctx.Manager() as mgr:
-        q = mgr.Queue()
-        # the last range is open-ended: a container's duration can be missing or short
-        jobs = [(str(path), float(edges[i]), float(edges[i + 1]) if i < workers - 1 else None, i, 1, q)
-                for i in range(workers)]
-        with ctx.Pool(workers) as pool, tqdm(total=info.n_frames, desc=progress_desc, unit="frame") as bar:
-            res = pool.map_async(_worker, jobs)
-            while not res.ready():
-                res.wait(0.2)
-                while not q.empty():
-                    bar.update(q.get())
-            parts = res.get()
-            while not q.empty():
-                bar.update(q.get())
+    q = ctx.Queue()
+    # the last range is open-ended: a container's duration can be missing or short
+    jobs = [(str(path), float(edges[i]), float(edges[i + 1]) if i < workers - 1 else end, 1) for i in range(workers)]
+    # leaving the `with` (also on Ctrl-C or SIGTERM) terminates the workers
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(q, os.getpid())) as pool, \
+            tqdm(total=int(round(duration * info.fps)) or info.n_frames, desc=progress_desc, unit="frame") as bar:
+        res = pool.map_async(_worker, jobs)
+        while not res.ready():
+            res.wait(0.2)
+            _drain(q, bar)
+        parts = res.get()
+        _drain(q, bar)
+    q.close()
     # CPU seconds per stage, summed over the workers (the enrollment bench prints the split)
     spent = {k: float(sum(p.pop(f"t_{k}")[0] for p in parts)) for k in _TIMERS}
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

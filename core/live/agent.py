@@ -27,6 +27,8 @@ from hygie.core.audio.mel import MelConfig, StreamingLogMel
 
 log = logging.getLogger(__name__)
 
+MAX_GAP_FILL_S = 0.5  # lost input up to this long is bridged with silence; longer restarts the stream
+
 
 class AudioSource(Protocol):
     name: str
@@ -88,6 +90,9 @@ class Agent:
         self._stop = threading.Event()
         self._generation: int | None = None
         self._mel_frames = 0
+        self._mel_origin = 0  # 16 kHz index (in the input's generation) of mel frame 0's first sample
+        self._next_start: int | None = None  # where the next chunk of audio should start
+        self.audio_gaps = 0
         self._coeffs: np.ndarray | None = None
         self._coeffs_mel_idx = -1
         self._weight = 0.0
@@ -113,10 +118,8 @@ class Agent:
             if self._generation is not None:
                 log.info("audio input restarted (generation %d): resetting streaming state", chunk.generation)
             self._generation = chunk.generation
-            self.mel.reset()
-            self.lip.reset()
-            self._mel_frames = 0
-            self._coeffs = None
+            self._restart_streams()
+        samples = self._continuous(chunk)
         speaking = self.gate.update(chunk.samples, now, dt) and chunk.alive
         read_delay = None
         if chunk.samples.size:
@@ -128,7 +131,7 @@ class Agent:
                 if p50 is not None and read_delay is not None:
                     delay = p50 - read_delay - self.passthrough.output_latency
                 self.passthrough.push(chunk.samples, delay)
-        mels = self.mel.push(chunk.samples) if chunk.samples.size else None
+        mels = self.mel.push(samples) if samples.size else None
         if mels is not None and len(mels):
             self._mel_frames += len(mels)
             out = self.lip.push(mels)
@@ -138,6 +141,37 @@ class Agent:
                 # each output stands for the mel frame `lookahead` behind the newest
                 self._coeffs_mel_idx = self._mel_frames - 1 - self.lookahead_frames
         return speaking and self._coeffs is not None, read_delay
+
+    def _restart_streams(self) -> None:
+        self.mel.reset()
+        self.lip.reset()
+        self._mel_frames = 0
+        self._coeffs = None
+        self._next_start = None
+
+    def _continuous(self, chunk: AudioChunk) -> np.ndarray:
+        """The chunk's samples, made continuous with the last ones so that mel frame k always stands for
+        16 kHz sample `origin + k * hop` (what the latency figure and the voice delay rest on).
+
+        A jump in `chunk.start` means samples were lost (the input ring overflowed, e.g. a slow start on a
+        busy machine): a short gap is filled with silence, a long one restarts the streaming state.
+        """
+        samples = chunk.samples
+        if not samples.size:
+            return samples
+        if self._next_start is None:
+            self._mel_origin = chunk.start
+        elif chunk.start != self._next_start:
+            gap = chunk.start - self._next_start
+            self.audio_gaps += 1
+            if 0 < gap <= MAX_GAP_FILL_S * self.mel_cfg.sample_rate:
+                samples = np.concatenate([np.zeros(gap, np.float32), samples])
+            else:
+                log.info("audio input skipped %.2f s: restarting the lip model's stream", gap / self.mel_cfg.sample_rate)
+                self._restart_streams()
+                self._mel_origin = chunk.start
+        self._next_start = chunk.start + chunk.samples.size
+        return samples
 
     def _render(self, tick: int, speaking: bool, dt: float) -> tuple[np.ndarray, str]:
         on = bool(getattr(self.state, "on", True))
@@ -172,7 +206,7 @@ class Agent:
     def _latency_of_frame(self, t_sent: float) -> float | None:
         if self._coeffs is None or self._coeffs_mel_idx < 0:
             return None
-        center = self._coeffs_mel_idx * self.mel_cfg.hop_length + self.mel_cfg.win_length / 2
+        center = self._mel_origin + self._coeffs_mel_idx * self.mel_cfg.hop_length + self.mel_cfg.win_length / 2
         t_cap = self.source.capture_time(center, self._generation)
         return None if t_cap is None else t_sent - t_cap
 
@@ -259,7 +293,7 @@ class Agent:
             "latency_max_ms": 1000 * self.latency.max if self.latency.n else None,
             "latency_samples": self.latency.n, "lookahead_ms": 1000 * self.lookahead_frames / self.mel_cfg.frame_rate,
             "late_frames": clock.late, "clock_resyncs": clock.resyncs, "errors": self.errors,
-            "audio_overflows": getattr(self.source, "overflows", 0),
+            "audio_overflows": getattr(self.source, "overflows", 0), "audio_gaps": self.audio_gaps,
             "audio_reopens": getattr(self.source, "reopen_count", 0),
             "passthrough_underruns": getattr(self.passthrough, "underruns", None),
             **{f"frames_{k}": v for k, v in self.counts.items()},

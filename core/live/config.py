@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hygie.core.errors import HygieError
+from hygie.core.limits import MAX_FPS, check_duration, check_number, parse_size
 from hygie.core.user_dirs import config_dir
 
 if sys.version_info >= (3, 11):
@@ -59,6 +60,16 @@ def config_path() -> Path:
     return Path(env).expanduser() if env else config_dir() / "config.toml"
 
 
+# what each setting must be (the same rule for the config file and the flags)
+_TEXT = ("avatar", "input", "camera", "camera_backend", "size", "audio_out")
+_FLAGS = ("preview", "obs")
+_NUMBERS: dict[str, tuple[float, float, bool]] = {
+    "fps": (1, MAX_FPS, False), "threads": (1, 64, True), "report_every_s": (0.5, 3600, False),
+    "fade_ms": (0, 5000, False), "vad_margin_db": (0, 60, False), "vad_min_db": (-120, 0, False),
+    "vad_hangover_ms": (0, 10000, False), "watchdog_ms": (50, 60000, False), "block_ms": (1, 100, False),
+}
+
+
 def load_file(path: Path | None = None) -> dict[str, Any]:
     path = path or config_path()
     if not path.exists():
@@ -68,21 +79,46 @@ def load_file(path: Path | None = None) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise HygieError(f"{path}: not valid TOML ({e}). Fix the line shown or delete the file.") from e
     table = data.get("run", data)
+    if not isinstance(table, dict):
+        raise HygieError(f"{path}: 'run' must be a table of settings ([run] on its own line, then key = value).")
     known = {f.name for f in dataclasses.fields(AgentConfig)} - {"camera_kwargs"}
     unknown = sorted(k for k in table if k not in known and not isinstance(table[k], dict))
     if unknown:
         raise HygieError(f"{path}: unknown setting(s) {', '.join(unknown)}. Known: {', '.join(sorted(known))}.")
     log.info("settings from %s", path)
-    return {k: v for k, v in table.items() if k in known}
+    values = {k: v for k, v in table.items() if k in known}
+    try:
+        _check_values(values)
+    except HygieError as e:
+        raise HygieError(f"{path}: {e}") from None
+    return values
+
+
+def _check_values(values: dict[str, Any]) -> None:
+    """Types and ranges, one line naming the setting (e.g. fps = "thirty", size = 1280)."""
+    for k, v in values.items():
+        if v is None:
+            continue
+        if k in _TEXT and not isinstance(v, str):
+            raise HygieError(f"{k} = {v!r}: expected text in quotes, e.g. {k} = \"{'1280x720' if k == 'size' else '...'}\".")
+        if k in _FLAGS and not isinstance(v, bool):
+            raise HygieError(f"{k} = {v!r}: expected true or false.")
+        if k in _NUMBERS:
+            lo, hi, integer = _NUMBERS[k]
+            check_number(v, k, lo, hi, integer)
+        if k == "duration":
+            check_duration(v, k)
+        if k == "size":
+            parse_size(v)
 
 
 def build_config(overrides: dict[str, Any] | None = None, path: Path | None = None) -> AgentConfig:
     """Defaults, then the config file, then `overrides` (flags the user actually gave: not None)."""
     values = load_file(path)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    _check_values(given)
+    values.update(given)
     cfg = AgentConfig(**values)
-    if cfg.fps <= 0 or cfg.fps > 120:
-        raise HygieError(f"fps {cfg.fps}: choose a value between 1 and 120 (30 is what video calls use).")
     if cfg.avatar:
         cfg.avatar = str(Path(cfg.avatar).expanduser())
     return cfg

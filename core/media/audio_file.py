@@ -42,7 +42,7 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
                         ch = len(fr.layout.channels)
                         a = a.reshape(-1, ch).mean(axis=1)
                     chunks.append(a)
-        except av.error.InvalidDataError as e:
+        except av.error.FFmpegError as e:  # invalid data, or a decoder refusing a damaged packet
             if not chunks:
                 raise MediaError(f"{path}: the audio track is corrupt ({e}).") from e
             log.warning("audio of %s truncated at a corrupt packet (%s)", path, e)

@@ -1,6 +1,7 @@
 """Encoding frames (+ audio) to an H.264/AAC mp4, written under a temporary name and renamed at the end."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from dataclasses import dataclass
@@ -93,6 +94,14 @@ def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray]
                 for p in a_st.encode():
                     c.mux(p)
         os.replace(tmp, out)
+    except OSError as e:
+        written = tmp.stat().st_size if tmp.exists() else 0
+        tmp.unlink(missing_ok=True)
+        if e.errno == errno.ENOSPC:
+            folder = out.parent.resolve()
+            raise MediaError(f"disk full while writing {out.name} in {folder} ({written / 1e6:.0f} MB written after "
+                             f"{n} frames): free more than that, or choose another folder. Nothing was kept.") from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -22,6 +22,12 @@ class VideoInfo:
     duration: float
     has_audio: bool
     audio_rate: int | None
+    rotation: int = 0  # quarter turns (counter-clockwise) the player applies: width/height are as shown
+
+
+def quarter_turns(rotation: float | None) -> int:
+    """A display-matrix rotation in degrees (PyAV's frame.rotation) -> counter-clockwise quarter turns."""
+    return int(round((rotation or 0) / 90.0)) % 4
 
 
 def open_media(path: str | os.PathLike):
@@ -54,7 +60,21 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         dur = float(vs.duration * vs.time_base) if vs.duration else (c.duration or 0) / 1e6
         n = vs.frames or int(round(dur * fps))
         aud = c.streams.audio[0] if c.streams.audio else None
-        return VideoInfo(str(path), vs.codec_context.width, vs.codec_context.height, fps, n, dur,
-                         aud is not None, aud.codec_context.sample_rate if aud else None)
+        turns = _first_frame_turns(c, vs)
+        w, h = vs.codec_context.width, vs.codec_context.height
+        if turns % 2:  # a phone video filmed upright: stored sideways, shown upright
+            w, h = h, w
+        return VideoInfo(str(path), w, h, fps, n, dur, aud is not None,
+                         aud.codec_context.sample_rate if aud else None, turns)
+
+
+def _first_frame_turns(c, vs) -> int:
+    """The rotation players apply (display matrix), read from the first decodable frame."""
+    try:
+        for fr in c.decode(vs):
+            return quarter_turns(getattr(fr, "rotation", 0))
+    except Exception:  # an undecodable stream is reported by the decoder, with its own message
+        return 0
+    return 0
 
 

@@ -18,7 +18,8 @@ from hygie.core.audio.mel import MelConfig
 from hygie.core.errors import PackageError
 from hygie.core.package.bundled import default_avatar_path
 from hygie.core.package.files import FORMAT_NAME, FORMAT_VERSION, KNOWN_FILES, META, load_npz, sha256_file
-from hygie.core.package.unzip import extract_zip
+from hygie.core.package.schema import SELF_DIGEST, validate_meta
+from hygie.core.package.unzip import MAX_META_BYTES, extract_zip
 
 log = logging.getLogger(__name__)
 
@@ -122,22 +123,35 @@ def load_package(path: str | os.PathLike | None = None, verify: bool = True) -> 
     if not meta_path.exists():
         raise PackageError(f"{p}: not an avatar package (no {META}). Make one with 'hygie enroll'.")
     try:
-        meta = json.loads(meta_path.read_text())
+        if meta_path.stat().st_size > MAX_META_BYTES:
+            raise PackageError(f"{meta_path}: {meta_path.stat().st_size} bytes, not an avatar.json; the package is "
+                               "foreign or damaged. Re-run 'hygie enroll'.")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PackageError(f"{meta_path}: unreadable ({e}); the package is damaged. Re-run 'hygie enroll'.") from e
-    if meta.get("format") != FORMAT_NAME:
-        raise PackageError(f"{p}: not a Hygie avatar package (format {meta.get('format')!r}).")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        raise PackageError(f"{p}: not a Hygie avatar package (format {fmt!r}).")
     ver = meta.get("format_version")
     if ver != FORMAT_VERSION:
         raise PackageError(
             f"{p}: avatar format version {ver}, this hygie reads version {FORMAT_VERSION}. "
             + ("Upgrade hygie-avatar." if isinstance(ver, int) and ver > FORMAT_VERSION else "Re-run 'hygie enroll' on the source video.")
         )
+    validate_meta(meta, p)
+    if SELF_DIGEST not in meta:
+        log.warning("%s: avatar.json carries no digest of itself (made by an older hygie); run 'hygie train %s' "
+                    "to refresh it", p, p)
     files = meta.get("files", {})
     for req in ("track.npz", "pca.npz", "mouths.npz", "template.npz"):
         if req not in files:
             raise PackageError(f"{p}: incomplete package, {req} is not listed. Re-run 'hygie enroll'.")
     if verify:
+        listed = set(files) | {META}
+        extra = sorted(f.name for f in p.iterdir() if not f.name.startswith(".") and f.name not in listed)
+        if extra:
+            raise PackageError(f"{p}: holds {extra[0]!r}, which its {META} does not list: a foreign or tampered "
+                               "package. Move that file out of the package folder, or re-run 'hygie enroll'.")
         for name, digest in files.items():
             if name not in KNOWN_FILES:
                 raise PackageError(f"{p}: lists an unexpected file {name!r}; refusing a tampered package.")

@@ -62,8 +62,14 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except ValueError as e:  # numpy's refusal of an object (pickled) array
+        raise PackageError(f"{path}: holds pickled objects, which Hygie never writes nor loads: the package is "
+                           "foreign or tampered with. Re-run 'hygie enroll'.") from e
+    except (OSError, EOFError, KeyError) as e:  # not a zip, truncated, or a member that is not an array
+        raise PackageError(f"{path}: unreadable ({e}); the package is damaged. Re-run 'hygie enroll'.") from e
 
 
 def write_meta(pkg_dir: Path, meta: dict[str, Any]) -> None:
@@ -75,9 +81,13 @@ def write_meta(pkg_dir: Path, meta: dict[str, Any]) -> None:
         if p.name not in KNOWN_FILES:
             raise PackageError(f"{p}: unexpected file in an avatar package")
         files[p.name] = sha256_file(p)
+    from hygie.core.package.schema import SELF_DIGEST, canonical_digest
+
     meta = dict(meta, format=FORMAT_NAME, format_version=FORMAT_VERSION, files=files)
+    meta.pop(SELF_DIGEST, None)
+    meta[SELF_DIGEST] = canonical_digest(meta)
     tmp = pkg_dir / f".{META}.tmp"
-    tmp.write_text(json.dumps(meta, indent=1, sort_keys=False))
+    tmp.write_text(json.dumps(meta, indent=1, sort_keys=False, allow_nan=False))
     os.replace(tmp, pkg_dir / META)
 
 

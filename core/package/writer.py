@@ -28,10 +28,15 @@ class PackageWriter:
     """
 
     def __init__(self, target: Path, force: bool = False):
+        from hygie.core.outputs import check_output, is_avatar_package
+
         self.target = Path(target)
         self.zip = self.target.suffix == PACKAGE_SUFFIX
-        if self.target.exists() and not force:
-            raise PackageError(f"{self.target} already exists. Choose another name or pass --force to replace it.")
+        # --force replaces an avatar package, never another folder or file
+        check_output(self.target, [], force, "an avatar package", is_avatar_package, PackageError)
+        if self.target.exists() and self.target.is_dir() == self.zip:
+            raise PackageError(f"{self.target} is {'a folder' if self.zip else 'a .hygie file'}; "
+                               f"write the {'.hygie file' if self.zip else 'package folder'} under another name.")
         parent = self.target.parent
         parent.mkdir(parents=True, exist_ok=True)
         if not os.access(parent, os.W_OK):
