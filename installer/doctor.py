@@ -188,6 +188,43 @@ def check_camera(plat: str = sys.platform) -> Check:
     return Check("virtual camera", "fail", f"no virtual camera support for {plat}")
 
 
+# --------------------------------------------------------------------- virtual microphone
+def check_virtual_mic(plat: str = sys.platform, output_names: list[str] | None = None) -> Check:
+    """Linux: a PulseAudio/PipeWire server with pactl (hygie run makes "Hygie Avatar Mic" there);
+    Windows/macOS: VB-CABLE / BlackHole found by name. A warning only: the camera works without it."""
+    from hygie.core.live import virtual_mic as vm
+
+    name = "virtual microphone"
+    if plat.startswith("linux"):
+        try:
+            info = vm.server_info()
+        except Exception as e:
+            return Check(name, "warn", f"no PulseAudio/PipeWire server reachable ({e})", vm.manual_fix("linux"))
+        server = info.get("Server Name", "sound server")
+        try:
+            mods = [m for m in vm.list_modules() if m.is_ours]
+        except Exception:
+            mods = []
+        live = [m for m in mods if m.owner_pid and vm._pid_alive(m.owner_pid)]
+        if live:
+            return Check(name, "ok", f'"{vm.MIC_NAME}" is up on {server} (hygie pid {live[0].owner_pid})')
+        if mods:
+            return Check(name, "ok", f"{server}: {len(mods)} module(s) left by a crashed run; the next "
+                                     "`hygie run` removes them")
+        return Check(name, "ok", f'{server} with pactl: `hygie run` makes "{vm.MIC_NAME}" and removes it on exit')
+    if output_names is None:
+        try:
+            from hygie.core.audio.capture import list_devices
+            output_names = [d["name"] for d in list_devices("output")]
+        except Exception:
+            output_names = []
+    found = vm.manual_device(output_names, plat)
+    if found:
+        return Check(name, "ok", f"{found[0]!r}: in the call app choose the microphone {found[1]!r}")
+    return Check(name, "warn", "no virtual audio cable: the call hears your voice ~80 ms before your face moves",
+                 vm.manual_fix(plat))
+
+
 # ------------------------------------------------------------------------------ OBS
 def check_obs(host: str | None = None, port: int | None = None, password: str | None = None) -> Check:
     """OBS is optional (Zoom/Teams alone work), so problems here are warnings."""
@@ -240,7 +277,7 @@ def run_checks(avatar: str | None = None, obs_host: str | None = None, obs_port:
                plat: str = sys.platform) -> list[Check]:
     checks = [check_python()]
     pa, sd = check_portaudio(plat)
-    checks += [pa, check_input_device(sd, plat), check_camera(plat)]
+    checks += [pa, check_input_device(sd, plat), check_camera(plat), check_virtual_mic(plat)]
     checks.append(Check("OBS websocket", "skip", "--no-obs") if skip_obs
                   else check_obs(obs_host, obs_port, obs_password))
     checks.append(check_avatar(avatar))

@@ -83,9 +83,9 @@ fi
 say "installing hygie-avatar from $REPO"
 # shellcheck disable=SC2086  # PIP_ARGS is a list of words on purpose
 if [ "$EDITABLE" = "1" ]; then
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q $PIP_ARGS -e "$REPO"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q $PIP_ARGS -e "$REPO[panel]"
 else
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q $PIP_ARGS "$REPO"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q $PIP_ARGS "$REPO[panel]"
 fi
 case " $PIP_ARGS " in
   *" --no-deps "*) "$VENV/bin/python" -c "import hygie.core.cli.main" || die "hygie is not importable in $VENV" ;;

@@ -14,7 +14,7 @@ import pytest
 
 from hygie.core.bench.private_pulse import PulseServer
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import DATA  # noqa: E402  (HYGIE_DATA or ../shared/data)
 HELDOUT = DATA / "grid_s1" / "heldout_2min.mp4"
 
 

@@ -61,6 +61,23 @@ def grid_avatar(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def grid_trained_avatar(grid_avatar, tmp_path_factory) -> Path:
+    """A copy of the GRID package with a briefly trained lip model (needs the 'train' extra)."""
+    pytest.importorskip("torch", reason="training a lip model for the audio path needs the 'train' extra (torch)")
+    from hygie.core.cli.main import main
+    from hygie.core.package.avatar import load_package
+
+    if load_package(grid_avatar).has_lip_model:
+        return grid_avatar
+    dst = tmp_path_factory.mktemp("trained") / "grid_s1"
+    shutil.copytree(grid_avatar, dst)
+    for p in dst.iterdir():
+        p.chmod(0o644)
+    assert main(["train", str(dst), "--steps", "20"]) == 0
+    return dst
+
+
 @pytest.fixture()
 def grid_avatar_copy(grid_avatar, tmp_path) -> Path:
     """A private, writable copy of the enrolled package (for tests that modify it)."""

@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="hygie_mutation_"))
     env = dict(os.environ)
     env.setdefault("HYGIE_TEST_AVATAR", str(work / "test_avatar"))  # enrolled once, shared by every run
+    env.setdefault("HYGIE_DATA", str(REPO.parent / "shared" / "data"))  # the copy has no ../shared beside it
+    env["HYGIE_STRICT"] = "1"  # a skipped test must not count as a pass (nor as a catch)
     rows, missed = [], []
     try:
         for b in chosen:

@@ -98,15 +98,16 @@ def test_audio_out_passthrough_plays_into_a_virtual_microphone(pulse):
         time.sleep(2.5)
         ai.read()
         tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)
+        t0 = time.perf_counter()
         for i in range(0, 16000, 533):  # pushed in agent-tick-sized pieces, 100 ms delay asked
-            out.push(tone[i:i + 533], 0.1)
+            out.push(tone[i:i + 533], t0 + (i + 533) / 16000, 0.1)
             time.sleep(533 / 16000)
         x = np.concatenate([c.samples for c in _collect(ai, 2.0)])
     finally:
         out.close()
         ai.stop()
     assert np.sqrt(np.mean(x ** 2)) > 0.05  # the tone came out of the virtual microphone
-    assert out.adjustments >= 1
+    assert out.delay_s is not None
 
 
 @pytest.mark.audio

@@ -150,21 +150,8 @@ def test_scaled_render_with_separate_audio(grid_avatar, short_clip, tmp_path, ca
 
 
 @pytest.fixture(scope="module")
-def trained_avatar(grid_avatar, tmp_path_factory) -> Path:
-    """A copy of the GRID package with a briefly trained lip model (needs the 'train' extra)."""
-    import shutil
-
-    pytest.importorskip("torch", reason="training a lip model for the audio path needs the 'train' extra (torch)")
-    from hygie.core.package.avatar import load_package
-
-    if load_package(grid_avatar).has_lip_model:
-        return grid_avatar
-    dst = tmp_path_factory.mktemp("trained") / "grid_s1"
-    shutil.copytree(grid_avatar, dst)
-    for p in dst.iterdir():
-        p.chmod(0o644)
-    assert main(["train", str(dst), "--steps", "20"]) == 0
-    return dst
+def trained_avatar(grid_trained_avatar) -> Path:
+    return grid_trained_avatar
 
 
 @pytest.mark.parametrize("name", ["jfk/jfk.flac", "cmu_arctic/arctic_a0007.wav"])

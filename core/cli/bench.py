@@ -10,13 +10,13 @@ from hygie.core.errors import HygieError
 from hygie.core.limits import number_arg
 
 log = logging.getLogger(__name__)
-PARTS = ("enroll", "lips", "render", "agent")
+PARTS = ("enroll", "lips", "render", "agent", "batch")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
-        help="measure speed and memory (enrollment, lip model, renderer, live agent)",
+        help="measure speed and memory (enrollment, lip model, renderer, live agent, batch on Ray)",
         description="Print speed/memory figures beside their floors and targets, measured in one run. "
                     "'all' runs lips + render (+ enroll when --video is given).",
     )
@@ -26,8 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--minutes", type=number_arg(0.05, 24 * 60), default=1.0, help="agent soak length (default 1)")
     p.add_argument("--source", choices=("file", "pulse"), default="file",
                    help="agent audio: a file played in real time, or a private PulseAudio microphone (default file)")
-    p.add_argument("--audio", default=None, help="agent speech (default: the bundled demo sentence, looped)")
+    p.add_argument("--audio", default=None, help="agent and batch speech (default: the bundled demo sentence)")
     p.add_argument("--size", default=None, help="agent output size WxH (default: the avatar's)")
+    p.add_argument("--jobs", type=int, default=12, help="batch: render jobs per run (default 12)")
+    p.add_argument("--workers", type=int, default=2, help="batch: Ray workers, against one process (default 2)")
+    p.add_argument("--rounds", type=int, default=3, help="batch: serial/Ray pairs, alternated (default 3; the median counts)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     p.set_defaults(func=run)
 
@@ -68,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
         results["agent"] = run_agent_bench(args.minutes, avatar=args.avatar, source=args.source, audio=args.audio,
                                            size=args.size)
         print(json.dumps(results["agent"], indent=1, default=str))
+    if "batch" in parts:
+        from hygie.core.bench import batch as batch_bench
+
+        results["batch"] = batch_bench.run(args.avatar, [args.audio] if args.audio else None, jobs=args.jobs,
+                                           workers=args.workers, rounds=args.rounds)
+        print(batch_bench.format_result(results["batch"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

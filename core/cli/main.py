@@ -20,11 +20,13 @@ SUBCOMMAND_MODULES = [
     "hygie.core.cli.eval",
     "hygie.core.cli.render",
     "hygie.core.cli.render_eval",
+    "hygie.core.cli.render_batch",
     "hygie.core.cli.run",
     "hygie.core.cli.devices",
     "hygie.core.cli.bench",
     "hygie.core.cli.obs",
     "hygie.core.cli.doctor",
+    "hygie.core.cli.panel",
 ]
 
 

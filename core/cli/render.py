@@ -10,11 +10,10 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
-
-from hygie.core.errors import HygieError, MediaError
+from hygie.core.errors import HygieError
 from hygie.core.limits import parse_size
 from hygie.core.outputs import check_output, is_video_file
+from hygie.core.render.job import FITS
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +35,9 @@ def check_render_output(path: Path, inputs: list, force: bool) -> None:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from hygie.core.media.audio_file import load_audio
-    from hygie.core.media.encode import write_video_with_audio
-    from hygie.core.media.probe import probe_video
     from hygie.core.package.avatar import load_package
     from hygie.core.package.bundled import demo_speech_path
-    from hygie.core.render.drive import coeffs_from_audio, lips_from_video, render_frames
-    from hygie.core.render.renderer import Renderer, RendererConfig
+    from hygie.core.render.job import RenderJob, render_job
 
     out = Path(args.output).expanduser()
     check_render_output(out, [args.audio, args.landmarks_from, args.avatar], args.force)
@@ -51,28 +46,11 @@ def run_render(args: argparse.Namespace) -> int:
         args.audio = str(demo_speech_path())
         log.info("no --audio given: rendering the bundled demo sentence %s", args.audio)
     avatar = load_package(args.avatar)
-    sr = avatar.mel_config.sample_rate
-    audio = load_audio(args.audio, sr) if args.audio else None
-    if audio is not None and len(audio) < int(0.1 * sr):
-        raise MediaError(f"{args.audio}: the audio is shorter than 0.1 s; nothing to render.")
-    lips = coeffs = None
-    if args.landmarks_from:
-        lips, fps = lips_from_video(avatar, args.landmarks_from)
-        n = len(lips)
-        if audio is None and probe_video(args.landmarks_from).has_audio:
-            audio = load_audio(args.landmarks_from, sr)
-    else:
-        fps = avatar.fps
-        n = max(1, int(np.ceil(len(audio) / sr * fps)))
-        coeffs = coeffs_from_audio(avatar, audio, fps, n)
-    renderer = Renderer(avatar, out_size=size, cfg=RendererConfig(fit=args.fit))
-    try:
-        frames = render_frames(renderer, n, lips=lips, coeffs=coeffs, debug=args.debug)
-        written = write_video_with_audio(out, frames, fps, audio, sr=sr)
-    finally:
-        renderer.close()
-    log.info("wrote %s: %d frames at %.2f fps (%dx%d)%s", out, written, fps, *renderer.size,
-             " with audio" if audio is not None else "")
+    job = RenderJob(out, audio=args.audio, landmarks_from=args.landmarks_from, size=size, fit=args.fit,
+                    debug=args.debug)
+    res = render_job(avatar, job)
+    log.info("wrote %s: %d frames at %.2f fps (%dx%d)%s", out, res.frames, res.fps, *res.size,
+             " with audio" if res.has_audio else "")
     print(out)
     return 0
 
@@ -89,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output .mp4 (never one of the inputs)")
     p.add_argument("--force", action="store_true", help="replace an existing output .mp4")
     p.add_argument("--size", metavar="WxH", help="output size, e.g. 1280x720 (default: the avatar's native size)")
-    p.add_argument("--fit", choices=["letterbox", "crop"], default="letterbox",
+    p.add_argument("--fit", choices=FITS, default="letterbox",
                    help="how a differently shaped --size is filled (default letterbox)")
     p.add_argument("--debug", action="store_true", help="draw the requested lip landmarks as green points")
     p.set_defaults(func=run_render)

@@ -24,14 +24,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preview", action="store_true", default=None, help="show the output in a window")
     p.add_argument("--audio-out", metavar="NAME", help="pass the microphone through to this output device, "
                                                        "delayed by the measured video latency (a virtual microphone)")
+    p.add_argument("--virtual-mic", dest="virtual_mic", action="store_true", default=None,
+                   help='make the microphone "Hygie Avatar Mic" and play your voice into it, delayed to arrive '
+                        "with the face (default; Linux: PulseAudio/PipeWire, removed on exit; Windows/macOS: "
+                        "VB-CABLE/BlackHole when installed)")
+    p.add_argument("--no-virtual-mic", dest="virtual_mic", action="store_false",
+                   help="no virtual microphone: call apps take your real microphone (voice ~80 ms before the face)")
+    p.add_argument("--panel", action="store_true", help="also serve the control panel (see `hygie panel --help`)")
     p.add_argument("--obs", dest="obs", action="store_true", default=None,
                    help="follow OBS scene/source events (default when the OBS plugin is installed)")
     p.add_argument("--no-obs", dest="obs", action="store_false", help="ignore OBS; the avatar stays on")
     p.add_argument("--duration", type=number_arg(0.001, MAX_DURATION_S), metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
     p.add_argument("--threads", type=number_arg(1, 64, integer=True), help="CPU threads for the lip model (default 1)")
     from hygie.core.cli.obs import add_obs_control_args
+    from hygie.plugin.panel.cmd_panel import add_panel_args
 
     add_obs_control_args(p)
+    add_panel_args(p)
     p.set_defaults(func=run)
 
 
@@ -40,8 +49,17 @@ def run(args: argparse.Namespace) -> int:
     from hygie.core.live.latency import save_measured_latency
     from hygie.core.cli.obs import obs_control_config
 
-    keys = ("avatar", "input", "camera", "fps", "size", "preview", "audio_out", "obs", "duration", "threads")
+    keys = ("avatar", "input", "camera", "fps", "size", "preview", "audio_out", "virtual_mic", "obs", "duration",
+            "threads")
     cfg = build_config({k: getattr(args, k, None) for k in keys})
+    if getattr(args, "panel", False):
+        from hygie.plugin.panel.cmd_panel import serve
+        from hygie.plugin.panel.controller import LiveController
+
+        controller = LiveController(cfg, obs_config=obs_control_config(args) if cfg.obs else None)
+        controller.start()
+        serve(controller, args.port, args.new_token)
+        return 0
     controls = None
     if cfg.obs:
         from hygie.plugin.obs.control import start_obs_control

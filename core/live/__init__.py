@@ -1,1 +1,1 @@
-"""The live agent: microphone -> lip model -> renderer -> virtual camera, every frame."""
+"""The live agent: its loop, configuration, devices (virtual camera, virtual microphone) and state."""

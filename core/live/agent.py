@@ -48,6 +48,7 @@ class FrameRecord:
     weight: float  # 0 = closed/idle, 1 = full predicted mouth
     latency: float | None
     level_db: float
+    coeffs: np.ndarray | None = None  # the mouth shape requested from the renderer (None: idle, closed)
 
 
 class VoiceGate:
@@ -72,13 +73,15 @@ class VoiceGate:
 class Agent:
     def __init__(self, cfg: AgentConfig, source: AudioSource, lip: Any, renderer: Any, camera: Any,
                  mel_config: MelConfig, state: Any | None = None, passthrough: Any | None = None,
-                 closed_coeffs: np.ndarray | None = None, on_frame: Callable[[FrameRecord], None] | None = None):
+                 closed_coeffs: np.ndarray | None = None, on_frame: Callable[[FrameRecord], None] | None = None,
+                 frame_tap: Callable[[np.ndarray], None] | None = None):
         self.cfg, self.source, self.lip, self.renderer, self.camera = cfg, source, lip, renderer, camera
         self.mel_cfg = mel_config
         self.mel = StreamingLogMel(mel_config)
         self.state = state or AvatarState()
         self.passthrough = passthrough
         self.on_frame = on_frame
+        self.frame_tap = frame_tap  # sees every frame sent (the panel's preview): must return at once
         self.lookahead_frames = int(round(float(getattr(lip, "lookahead_s", 0.0)) * mel_config.frame_rate))
         self.closed = None if closed_coeffs is None else np.asarray(closed_coeffs, np.float32)
         self.gate = VoiceGate(cfg.vad_margin_db, cfg.vad_min_db, cfg.vad_hangover_ms / 1000)
@@ -97,6 +100,11 @@ class Agent:
         self._coeffs_mel_idx = -1
         self._weight = 0.0
         self._fresh = False  # the lip model produced output this tick
+        self._requested: np.ndarray | None = None  # coefficients of the mouth rendered this tick
+        self._tick_audio: list[np.ndarray] = []  # audio pumped since the last frame (for the voice gate)
+        self._t_last: float | None = None
+        self._alive = False
+        self._speaking = False
         self._fallback: np.ndarray | None = None
         self._last_err_log = 0.0
         self._preview_ok = cfg.preview
@@ -111,27 +119,27 @@ class Agent:
         return self._stop.is_set()
 
     # --- one tick -----------------------------------------------------------------------------
-    def _audio_step(self, now: float, dt: float) -> tuple[bool, float | None]:
-        """Pull new audio, advance mel + lip model. Returns (speaking, capture-to-now delay)."""
+    def _pump(self) -> None:
+        """Pull the audio that arrived: to the voice output at once, and through mel + lip model."""
         chunk = self.source.read()
         if chunk.generation != self._generation:  # device (re)opened: streaming state starts over
             if self._generation is not None:
                 log.info("audio input restarted (generation %d): resetting streaming state", chunk.generation)
             self._generation = chunk.generation
             self._restart_streams()
+        self._alive = chunk.alive
         samples = self._continuous(chunk)
-        speaking = self.gate.update(chunk.samples, now, dt) and chunk.alive
-        read_delay = None
-        if chunk.samples.size:
-            t_last = self.source.capture_time(chunk.start + chunk.samples.size, chunk.generation)
-            read_delay = None if t_last is None else now - t_last
-            if self.passthrough is not None:
-                p50, _ = self.latency.window_percentiles()
-                delay = None
-                if p50 is not None and read_delay is not None:
-                    delay = p50 - read_delay - self.passthrough.output_latency
-                self.passthrough.push(chunk.samples, delay)
-        mels = self.mel.push(samples) if samples.size else None
+        if not chunk.samples.size:
+            return
+        self._tick_audio.append(chunk.samples)
+        t_last = self.source.capture_time(chunk.start + chunk.samples.size, chunk.generation)
+        if t_last is not None:
+            self._t_last = t_last
+        if self.passthrough is not None:
+            # the voice leaves the virtual mic as late as the face showing it leaves the camera
+            p50, _ = self.latency.window_percentiles()
+            self.passthrough.push(chunk.samples, t_last, p50, silent=not self._speaking)
+        mels = self.mel.push(samples)
         if mels is not None and len(mels):
             self._mel_frames += len(mels)
             out = self.lip.push(mels)
@@ -140,6 +148,34 @@ class Agent:
                 self._coeffs = np.asarray(out[-1], np.float32)
                 # each output stands for the mel frame `lookahead` behind the newest
                 self._coeffs_mel_idx = self._mel_frames - 1 - self.lookahead_frames
+
+    def _pump_until_tick(self) -> None:
+        """With a voice output, pass audio on every `pump_ms` between frames instead of once per frame:
+        the delay line then needs no frame period of slack, so the voice can be as early as the face."""
+        next_due = getattr(self.camera.clock, "next_due", None)
+        if self.passthrough is None or next_due is None:
+            return
+        step = self.cfg.pump_ms / 1000.0
+        while not self._stop.is_set():
+            left = next_due() - time.perf_counter()
+            if left < 1.5 * step:
+                return
+            time.sleep(step)
+            try:
+                self._pump()
+            except Exception as e:
+                self._log_error("audio", e)
+                return
+
+    def _audio_step(self, now: float, dt: float) -> tuple[bool, float | None]:
+        """Pull new audio, advance mel + lip model. Returns (speaking, capture-to-now delay)."""
+        self._pump()
+        samples = self._tick_audio[0] if len(self._tick_audio) == 1 else (
+            np.concatenate(self._tick_audio) if self._tick_audio else np.zeros(0, np.float32))
+        self._tick_audio.clear()
+        speaking = self.gate.update(samples, now, dt) and self._alive
+        self._speaking = speaking
+        read_delay = None if self._t_last is None or not samples.size else now - self._t_last
         return speaking and self._coeffs is not None, read_delay
 
     def _restart_streams(self) -> None:
@@ -182,7 +218,9 @@ class Agent:
         if self._weight > 1e-3 and self._coeffs is not None:
             closed = self.closed if self.closed is not None else np.zeros_like(self._coeffs)
             c = closed + self._weight * (self._coeffs - closed)
+            self._requested = c
             return self.renderer.render(c, tick), "speech"
+        self._requested = None
         frame = self.renderer.render(None, tick)
         self._fallback = frame
         return frame, ("idle" if on else "off")
@@ -246,6 +284,7 @@ class Agent:
         try:
             clock.start()
             while not self._stop.is_set():
+                self._pump_until_tick()
                 tick = self.camera.sleep_until_next_frame()
                 now = time.perf_counter()
                 if duration is not None and now - self.t_start >= duration:
@@ -253,6 +292,7 @@ class Agent:
                 dt, last = now - last, now
                 kind = "error"
                 self._fresh = False
+                self._requested = None
                 try:
                     speaking, _ = self._audio_step(now, dt)
                     frame, kind = self._render(tick, speaking, dt)
@@ -270,10 +310,12 @@ class Agent:
                     self.latency.add(lat)
                 self.rate.mark(t_sent)
                 self.counts[kind] += 1
-                rec = FrameRecord(tick, t_sent, kind, self._weight, lat, self.gate.level_db)
+                rec = FrameRecord(tick, t_sent, kind, self._weight, lat, self.gate.level_db, self._requested)
                 self.records.append(rec)
                 if self.on_frame is not None:
                     self.on_frame(rec)
+                if self.frame_tap is not None:
+                    self.frame_tap(frame)
                 if self._preview_ok:
                     self._preview(frame)
                 if t_sent >= next_report:
@@ -282,6 +324,23 @@ class Agent:
         finally:
             restore()
         return self.summary()
+
+    def meters(self) -> dict:
+        """What a status display shows now (any thread): fps, latency, voice-vs-face offset, state."""
+        p50, p95 = self.latency.window_percentiles()
+        pt = self.passthrough
+        offset = None
+        if p50 is not None:
+            # when the voice reaches the call app minus when the face does; the raw microphone reaches it at once
+            audio = getattr(pt, "delay_s", None) if pt is not None else 0.0
+            offset = None if audio is None else audio - p50
+        return {"fps": self.rate.current(), "latency_p50_ms": None if p50 is None else 1000 * p50,
+                "latency_p95_ms": None if p95 is None else 1000 * p95,
+                "av_offset_ms": None if offset is None else 1000 * offset,
+                "voice_delayed": pt is not None, "level_db": self.gate.level_db,
+                "speaking": self._weight > 0, "on": bool(getattr(self.state, "on", True)),
+                "frames": self.rate.count, "errors": self.errors,
+                "overflows": getattr(self.source, "overflows", 0)}
 
     def summary(self) -> dict:
         p50, p95 = self.latency.percentiles()
@@ -296,6 +355,7 @@ class Agent:
             "audio_overflows": getattr(self.source, "overflows", 0), "audio_gaps": self.audio_gaps,
             "audio_reopens": getattr(self.source, "reopen_count", 0),
             "passthrough_underruns": getattr(self.passthrough, "underruns", None),
+            "passthrough_jumps": getattr(self.passthrough, "jumps", None),
             **{f"frames_{k}": v for k, v in self.counts.items()},
         }
 
@@ -368,6 +428,8 @@ def build_agent(cfg: AgentConfig, source: AudioSource | None = None, on_frame: C
             from hygie.core.audio.passthrough import AudioPassthrough
             passthrough = AudioPassthrough(cfg.audio_out)
             closers.append(passthrough.close)
+        elif cfg.virtual_mic:
+            passthrough = open_virtual_mic(closers)
         state = state or AvatarState()
         if controls is not None:
             closers.extend(controls(state))
@@ -382,6 +444,43 @@ def build_agent(cfg: AgentConfig, source: AudioSource | None = None, on_frame: C
             except Exception:
                 pass
         raise
+
+
+def open_virtual_mic(closers: list[Callable[[], None]]) -> Any | None:
+    """The voice, delayed like the video, into "Hygie Avatar Mic" (made here on Linux; VB-CABLE /
+    BlackHole found by name elsewhere). None, with a warning, where there is no way to make one."""
+    import sys
+
+    from hygie.core.audio.capture import list_devices
+    from hygie.core.audio.passthrough import AudioPassthrough
+    from hygie.core.errors import DeviceError
+    from hygie.core.live import virtual_mic as vm
+
+    if sys.platform.startswith("linux"):
+        if not vm.pulse_available():
+            log.warning('no PulseAudio/PipeWire server (pactl info): "%s" not created, the call app gets the voice '
+                        "before the face. Fix: %s, or pass --no-virtual-mic.", vm.MIC_NAME, vm.manual_fix("linux"))
+            return None
+        mic = vm.VirtualMic().create()
+        closers.append(mic.remove)
+        try:
+            from hygie.core.live.voice_probe import VoiceProbe
+            pt = AudioPassthrough(vm.SINK_NAME, backend="pulse", probe=VoiceProbe(vm.SOURCE_NAME))
+        except DeviceError as e:
+            mic.remove()
+            raise DeviceError(f'"{vm.MIC_NAME}" was made but the voice cannot be played into it ({e}); '
+                              "run with --no-virtual-mic meanwhile.") from e
+        closers.append(pt.close)
+        return pt
+    found = vm.manual_device([d["name"] for d in list_devices("output")])
+    if found is None:
+        log.warning("no virtual microphone: %s; then the voice is delayed to match the face. "
+                    "--no-virtual-mic silences this.", vm.manual_fix())
+        return None
+    pt = AudioPassthrough(found[0])
+    closers.append(pt.close)
+    log.info("voice delayed into %r: in the call app choose the microphone %r", found[0], found[1])
+    return pt
 
 
 def close_all(closers: list[Callable[[], None]]) -> None:

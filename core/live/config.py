@@ -42,6 +42,7 @@ class AgentConfig:
     size: str | None = None  # "WxH" output size; None: the avatar's own frame size
     preview: bool = False
     audio_out: str | None = None  # pass the microphone through to this output, delayed to match video
+    virtual_mic: bool = True  # make "Hygie Avatar Mic" and play the delayed voice into it (ignored with audio_out)
     obs: bool = True  # follow OBS scene/source events when the OBS plugin is available
     duration: float | None = None  # seconds; None: until Ctrl-C
     threads: int = 1  # onnxruntime threads for the lip model
@@ -51,6 +52,7 @@ class AgentConfig:
     vad_min_db: float = -55.0  # and above this absolute level (dBFS)
     vad_hangover_ms: float = 250.0  # keep "speaking" this long after the level drops
     watchdog_ms: float = 500.0
+    pump_ms: float = 8.0  # with a voice output, pass audio on this often between frames
     block_ms: float = 5.0  # audio callback block; smaller = fresher audio at each frame tick
     camera_kwargs: dict[str, Any] = field(default_factory=dict)  # extra backend arguments (tests)
 

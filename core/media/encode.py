@@ -16,6 +16,39 @@ from hygie.core.media.audio_file import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
+# What `write_video_with_audio(repeatable=True)` pins, so that the same frames always decode to
+# the same video on any machine (a batch output is then bit-identical to a serial render):
+# - one x264 thread: x264's output depends on its thread count, whose default follows the cores;
+# - no AVX-512 code in x264: on this project's AVX-512 machine, libx264 (core 165, the PyAV wheel)
+#   encoded identical frames differently in 2 of 4 trials of 8 encodes (its macroblock-tree rate
+#   control; mbtree=0 was repeatable too, at twice the file size), and in none of 48 encodes when
+#   capped at AVX2. x264's assembly is bit-exact with its C code, so the cap changes no output.
+REPEATABLE_X264 = "x264 threads=1, asm up to AVX2"
+
+
+def _cpu_has_avx512() -> bool:
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as feats
+    except ImportError:  # numpy < 2
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as feats
+        except ImportError:
+            return False
+    return bool(feats.get("AVX512F"))
+
+
+def repeatable_x264_options() -> dict[str, str]:
+    opts = {"threads": "1"}
+    if _cpu_has_avx512():
+        opts["x264-params"] = "asm=AVX2"  # AVX2 and what it implies; only where the CPU has more
+    return opts
+
+
+def temp_name(path: str | os.PathLike) -> Path:
+    """Where `write_video_with_audio` writes `path` until it is complete."""
+    out = Path(path)
+    return out.with_name(f".{out.name}.part")
+
 
 @dataclass(frozen=True)
 class VideoEncoding:
@@ -43,10 +76,11 @@ RENDER_ENCODING = VideoEncoding(crf=15, preset="veryfast", tune="film")
 
 def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray], fps: float,
                            audio: np.ndarray | None, sr: int = SAMPLE_RATE, crf: int | None = None,
-                           encoding: VideoEncoding | None = None) -> int:
+                           encoding: VideoEncoding | None = None, repeatable: bool = False) -> int:
     """Encode BGR frames to H.264 (+ AAC audio) in an mp4. Written to a temp name, renamed at the end.
 
     `encoding` defaults to RENDER_ENCODING; `crf` overrides only its quality.
+    `repeatable`: encode as REPEATABLE_X264 says, so the same frames always give the same video.
     """
     import av
 
@@ -59,7 +93,7 @@ def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray]
         raise MediaError(f"{out.parent}: folder does not exist. Create it or choose another output path.")
     if not os.access(out.parent if str(out.parent) else ".", os.W_OK):
         raise MediaError(f"{out.parent}: not writable. Choose another output path.")
-    tmp = out.with_name(f".{out.name}.part")
+    tmp = temp_name(out)
     n = 0
     try:
         with av.open(str(tmp), mode="w", format="mp4") as c:
@@ -75,7 +109,13 @@ def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray]
                     vs = c.add_stream("libx264", rate=rate)
                     vs.width, vs.height = w - w % 2, h - h % 2
                     vs.pix_fmt = "yuv420p"
-                    vs.options = enc.options()
+                    opts = enc.options()
+                    if repeatable:
+                        rep = repeatable_x264_options()
+                        if "x264-params" in rep and "x264-params" in opts:
+                            rep["x264-params"] = f"{opts['x264-params']}:{rep['x264-params']}"
+                        opts.update(rep)
+                    vs.options = opts
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(fr[: vs.height, : vs.width]), format="bgr24")
                 for p in vs.encode(vf):
                     c.mux(p)

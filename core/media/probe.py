@@ -78,3 +78,12 @@ def _first_frame_turns(c, vs) -> int:
     return 0
 
 
+def probe_audio(path: str | os.PathLike) -> float:
+    """Seconds of the first audio track, from the container (decoding is the truth)."""
+    with open_media(path) as c:
+        if not c.streams.audio:
+            raise MediaError(f"{path}: has no audio track; give a speech file (wav/flac/mp3/m4a).")
+        st = c.streams.audio[0]
+        if st.duration and st.time_base:
+            return float(st.duration * st.time_base)
+        return (c.duration or 0) / 1e6

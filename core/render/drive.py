@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -80,12 +80,17 @@ def draw_debug(frame: np.ndarray, points: np.ndarray) -> None:
 
 
 def render_frames(renderer, n: int, lips: np.ndarray | None = None, coeffs: np.ndarray | None = None,
-                  debug: bool = False, desc: str = "render") -> Iterator[np.ndarray]:
-    """Yield n frames driven by canonical lips (n, 40, 2), or coefficients (n, K), or nothing (idle)."""
+                  debug: bool = False, desc: str = "render",
+                  progress: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
+    """Yield n frames driven by canonical lips (n, 40, 2), or coefficients (n, K), or nothing (idle).
+
+    `progress(1)` is called after each frame; without it a terminal progress bar is shown.
+    """
     from tqdm import tqdm
 
     renderer.reset()
-    with tqdm(total=n, desc=desc, unit="frame") as bar:
+    bar = tqdm(total=n, desc=desc, unit="frame") if progress is None else None
+    try:
         for i in range(n):
             if lips is not None:
                 f = renderer.render_lips(lips[i], i)
@@ -93,5 +98,11 @@ def render_frames(renderer, n: int, lips: np.ndarray | None = None, coeffs: np.n
                 f = renderer.render(None if coeffs is None else coeffs[i], i)
             if debug:
                 draw_debug(f, renderer.last["dst"][: len(G.LIPS)])
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
+            else:
+                progress(1)
             yield f
+    finally:
+        if bar is not None:
+            bar.close()

@@ -1,0 +1,210 @@
+"""Voice-vs-face offset measured where a call app sits, with the virtual mic and with the raw mic, in one run.
+
+    python tests/bench_av_offset.py --minutes 10 [--avatar PKG]
+
+A private PulseAudio plays held-out GRID speech (looped) into a null sink `v`: the microphone.
+The live agent records `v.monitor`, makes "Hygie Avatar Mic" and sends frames through the real
+camera API (the registered test backend). Two "call apps" record through PulseAudio at the same
+time: one the raw microphone (`v.monitor`, today's situation), one "Hygie Avatar Mic". The offset
+of each against the frames is estimated on sliding 10-s windows (hygie.core.live.av_offset), the
+mouth opening being the shape the agent asked the renderer for. Also prints fps, CPU and RSS.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+HELDOUT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grid_s1" / "heldout_2min.mp4"
+
+
+class PulseRecorder:
+    """A call app recording a PulseAudio source: 10 ms envelope bins, each with its arrival time."""
+
+    def __init__(self, source: str, seconds_max: float):
+        from hygie.core.live.pulse_stream import PulseStream
+
+        self.stream = PulseStream("record", source, 16000, name=f"bench {source}", buffer_ms=5)
+        n = int(seconds_max * 100) + 100
+        self.env = np.zeros(n, np.float32)
+        self.t_arrival = np.zeros(n, np.float64)
+        self.n = 0
+        self._run = True
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        from hygie.core.live.av_offset import audio_envelope
+
+        buf = np.zeros(160, np.float32)
+        while self._run and self.n < len(self.env):
+            self.stream.read(160, buf)
+            self.t_arrival[self.n] = time.perf_counter()
+            self.env[self.n] = audio_envelope(buf)[0]
+            self.n += 1
+
+    def series(self) -> tuple[np.ndarray, np.ndarray]:
+        """(bin centre times, dB): a bin's samples arrived at least 10 ms apart; the least-delayed
+        arrival of each 2 s stretch anchors the clock (a read can return late, never early)."""
+        n = self.n
+        idx = np.arange(n)
+        arr = self.t_arrival[:n] - (idx + 1) * 0.010
+        block = 200
+        off = np.array([arr[max(0, i - block): i + block].min() for i in range(0, n, 50)])
+        off_i = np.interp(idx, np.arange(0, n, 50), off)
+        return off_i + (idx + 0.5) * 0.010, self.env[:n].astype(np.float64)
+
+    def close(self) -> None:
+        self._run = False
+        self.thread.join(timeout=1)
+        if not self.thread.is_alive():
+            self.stream.close()
+
+
+def offline_bias(avatar, audio: np.ndarray, fps: float) -> float:
+    """The offset the estimator reads on a render in sync by construction (model run offline on the file)."""
+    from hygie.core.face import geometry as G
+    from hygie.core.lips.model import LipModel
+    from hygie.core.live.av_offset import audio_envelope, offsets
+    from hygie.core.audio.mel import LogMel
+
+    coeffs = LipModel(avatar).predict(LogMel(avatar.mel_config)(audio))
+    t = np.arange(int(len(audio) / 16000 * fps)) / fps
+    idx = np.clip(avatar.mel_config.frame_at(t), 0, len(coeffs) - 1)
+    opening = G.mouth_opening(avatar.coeffs_to_lips(coeffs[idx]))
+    env = audio_envelope(audio)
+    w = offsets(t, opening, (np.arange(len(env)) + 0.5) * 0.010, env, bias_s=0.0)
+    return float(np.median([x.offset_s for x in w]))
+
+
+def run_offset_bench(minutes: float, avatar_path: str | None = None, audio_path: str | None = None,
+                     fps: float = 30.0, progress: bool = False) -> dict:
+    import psutil
+
+    import vcam_fixtures
+    from audio_fixtures import PulseServer
+    from hygie.core.face import geometry as G
+    from hygie.core.live.agent import build_agent, close_all
+    from hygie.core.live.config import AgentConfig
+    from hygie.core.audio.capture import AudioInput
+    from hygie.core.live.av_offset import offsets, summarise
+    from hygie.core.live.virtual_mic import SOURCE_NAME
+    from hygie.core.media.audio_file import load_audio
+    from hygie.core.package.avatar import load_package
+
+    audio = load_audio(audio_path or HELDOUT, 16000)
+    avatar = load_package(avatar_path)
+    bias = offline_bias(avatar, audio[: 16000 * 60], fps)
+    proc = psutil.Process()
+    pulse = PulseServer()
+    pulse.start()
+    saved = {k: os.environ.get(k) for k in ("PULSE_SERVER", "PULSE_SOURCE", "PULSE_SINK")}
+    os.environ.update(PULSE_SERVER=pulse.server, PULSE_SOURCE="v.monitor", PULSE_SINK="v")
+    import sounddevice as sd
+    sd._terminate()
+    sd._initialize()
+    frames: list[tuple[float, float]] = []
+    closed_open = None
+    stop = threading.Event()
+    recs: dict[str, PulseRecorder] = {}
+    rss: list[tuple[float, float]] = []
+    try:
+        src = AudioInput("pulse", block_ms=5.0)
+        cfg = AgentConfig(avatar=avatar_path, fps=fps, duration=minutes * 60, obs=False, virtual_mic=True,
+                          camera_backend=vcam_fixtures.BACKEND, report_every_s=30.0)
+
+        def on_frame(rec) -> None:
+            c = rec.coeffs
+            o = closed_open if c is None else float(G.mouth_opening(avatar.coeffs_to_lips(c)))
+            frames.append((rec.t_sent, o))
+
+        agent, closers = build_agent(cfg, source=src, on_frame=on_frame)
+        closed_open = float(G.mouth_opening(avatar.coeffs_to_lips(agent.renderer.closed_coeffs)))
+        backend = vcam_fixtures.RecordingBackend.instances[-1]
+        recs = {"virtual mic": PulseRecorder(SOURCE_NAME, minutes * 60 + 30),
+                "raw mic": PulseRecorder("v.monitor", minutes * 60 + 30)}
+
+        def feed() -> None:
+            while not stop.is_set():
+                p = pulse.play_array(audio)
+                while p.poll() is None and not stop.is_set():
+                    time.sleep(0.2)
+        threading.Thread(target=feed, daemon=True).start()
+        t0 = time.time()
+
+        def sample() -> None:
+            while not stop.is_set():
+                rss.append((time.time() - t0, proc.memory_info().rss / 2**20))
+                if progress:
+                    print(f"  {(time.time() - t0) / 60:5.1f} min  {agent.meters()}", flush=True)
+                stop.wait(60)
+        threading.Thread(target=sample, daemon=True).start()
+        proc.cpu_percent(None)
+        summary = agent.run()
+        cpu = proc.cpu_percent(None)
+        summary["voice"] = agent.passthrough.stats() if agent.passthrough is not None else None
+        close_all(closers)
+        n_backend = len(backend.times)
+    finally:
+        stop.set()
+        for r in recs.values():
+            r.close()
+        pulse.stop()
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    ft = np.array([f[0] for f in frames])
+    fo = np.array([f[1] for f in frames])
+    result = {"minutes": minutes, "bias_ms": 1000 * bias, "frames": len(frames), "frames_at_camera": n_backend,
+              "agent": summary, "cpu_percent": cpu, "rss_mb": [round(r, 1) for _, r in rss]}
+    for name, r in recs.items():
+        et, ed = r.series()
+        w = offsets(ft, fo, et, ed, bias_s=bias)
+        result[name] = summarise(w)
+        result[name]["offsets_ms"] = [round(1000 * x.offset_s, 1) for x in w]
+    return result
+
+
+def format_table(r: dict) -> str:
+    lines = ["| microphone in the call app | windows | offset p50 | p95 of abs(offset) | p5 .. p95 | drift first->last min |",
+             "|---|---|---|---|---|---|"]
+    for name in ("virtual mic", "raw mic"):
+        s = r[name]
+        if not s.get("windows"):
+            lines.append(f"| {name} | 0 | — | — | — | — |")
+            continue
+        lines.append(f"| {name} | {s['windows']} | {s['p50_ms']:+.1f} ms | {s['p95_abs_ms']:.1f} ms | "
+                     f"{s['p5_ms']:+.1f} .. {s['p95_ms']:+.1f} ms | {s['drift_ms']:+.1f} ms |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    import logging
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--avatar")
+    ap.add_argument("--audio")
+    ap.add_argument("--json", help="also write the full result here")
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    r = run_offset_bench(a.minutes, a.avatar, a.audio, progress=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(r, indent=1))
+    s = r["agent"]
+    print(json.dumps({k: v for k, v in r.items() if k not in ("virtual mic", "raw mic")}, indent=1, default=str))
+    print(format_table(r))
+    print(f"fps {s['fps']:.2f} ({s['frames']} frames, {s['late_frames']} late) | mic->frame p50 "
+          f"{s['latency_p50_ms']:.0f} ms p95 {s['latency_p95_ms']:.0f} ms | CPU {r['cpu_percent']:.0f}% | "
+          f"RSS each minute {r['rss_mb']} MB | estimator bias {r['bias_ms']:+.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
