@@ -161,7 +161,7 @@ cat <<EOF
 
 Next steps:
   1. $VENV/bin/hygie doctor              # checks audio, camera, OBS; prints fixes
-  2. $VENV/bin/hygie enroll my_video.mp4 -o my_avatar   # needs the train extra: pip install .[train]
+  2. $VENV/bin/hygie enroll my_video.mp4 -o my_avatar --consent "Your Name"   # needs the train extra: pip install .[train]
   3. $VENV/bin/hygie run --avatar my_avatar
   OBS: Tools -> WebSocket Server Settings -> Enable, then: $VENV/bin/hygie obs setup
        and Tools -> Scripts -> + -> $REPO/plugin/hygie_obs.py

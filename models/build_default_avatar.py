@@ -27,6 +27,7 @@ GRID_LICENCE = (
     "\"An audio-visual corpus for speech perception and automatic speech recognition\", JASA 120(5), 2006. "
     "Use it as a demo avatar only; never to impersonate the speaker."
 )
+GRID_SUBJECT = "GRID corpus speaker s1"  # the consent record of a licensed corpus names its licence
 DEMO_SECONDS = 9.0
 MAX_MOUTHS = 3000
 TEMPLATE_SECONDS = 8.0
@@ -66,7 +67,8 @@ def build(data: Path, out: Path, seed: int = 0) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         pkg = Path(tmp) / "default_avatar"
         enroll([enroll_video], pkg, EnrollConfig(max_mouths=MAX_MOUTHS, template_seconds=TEMPLATE_SECONDS,
-                                                 licence=GRID_LICENCE))
+                                                 licence=GRID_LICENCE, consent_name=GRID_SUBJECT,
+                                                 consent_method="licence"))
         training = train_package(pkg, seed=seed)
         avatar = load_package(pkg)
         eval_dir = Path(tmp) / "eval"

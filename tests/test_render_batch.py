@@ -31,6 +31,19 @@ SPEAKERS = DATA / "grid_speakers"
 RUN_TIMEOUT = 420  # one render-batch command, Ray start included, on a loaded 2-core machine
 
 
+@pytest.fixture(autouse=True, scope="module")
+def same_time_code():
+    """Every render here carries the same watermark time code, so serial and batch frames compare equal
+    (a render's time code is the minute it ran, or SOURCE_DATE_EPOCH where set)."""
+    old = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = "1796400000"
+    yield
+    if old is None:
+        os.environ.pop("SOURCE_DATE_EPOCH", None)
+    else:
+        os.environ["SOURCE_DATE_EPOCH"] = old
+
+
 def frame_hashes(path: Path) -> list[str]:
     import av
 

@@ -38,7 +38,9 @@ def plan(jobs: list[BatchJob], state: S.BatchState, outdir: Path,
     from hygie.core.media.encode import REPEATABLE_X264, temp_name
     from hygie.core.media.probe import probe_audio
     from hygie.core.package.avatar import load_package
+    from hygie.core.provenance.output import render_minute
 
+    minute = render_minute()  # one watermark time code for the whole batch
     avatars: dict[str | None, tuple[Any, str] | str] = {}
     by_key: dict[str, Any] = {}
     todo: list[Planned] = []
@@ -88,6 +90,6 @@ def plan(jobs: list[BatchJob], state: S.BatchState, outdir: Path,
         by_key[key] = av
         rec.update(state=S.PENDING, fingerprint=fp, error=None, frames=None, duration_s=None)
         spec = {"name": job.output, "output_path": str(out), "audio": job.audio,
-                "size": list(job.size) if job.size else None, "fit": job.fit}
+                "size": list(job.size) if job.size else None, "fit": job.fit, "minute": minute}
         todo.append(Planned(job, key, max(1, math.ceil(seconds * av.fps)), spec))
     return todo, skipped, by_key

@@ -171,7 +171,7 @@ class RenderWorker:
             res["setup_s"] = round(time.perf_counter() - t0, 3)  # avatar and renderer, when not yet held
             out = Path(spec["output_path"])
             out.parent.mkdir(parents=True, exist_ok=True)
-            job = RenderJob(out, audio=spec["audio"], size=size, fit=spec["fit"])
+            job = RenderJob(out, audio=spec["audio"], size=size, fit=spec["fit"], minute=spec.get("minute"))
             r = render_job(avatar, job, renderer=renderer, progress=self._count)
             res.update(ok=True, frames=r.frames, bytes=out.stat().st_size)
             self.jobs += 1

@@ -10,15 +10,16 @@ from hygie.core.errors import HygieError
 from hygie.core.limits import number_arg
 
 log = logging.getLogger(__name__)
-PARTS = ("enroll", "lips", "render", "agent", "batch")
+PARTS = ("enroll", "lips", "render", "agent", "batch", "watermark")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
-        help="measure speed and memory (enrollment, lip model, renderer, live agent, batch on Ray)",
+        help="measure speed and memory (enrollment, lip model, renderer, live agent, batch on Ray, watermark)",
         description="Print speed/memory figures beside their floors and targets, measured in one run. "
-                    "'all' runs lips + render (+ enroll when --video is given).",
+                    "'all' runs lips + render (+ enroll when --video is given). 'watermark' marks and degrades "
+                    "the real footage in --data and prints the robustness table and the per-frame cost.",
     )
     p.add_argument("part", nargs="?", choices=(*PARTS, "all"), default="all")
     p.add_argument("--avatar", default=None, help="avatar package (default: the bundled one)")
@@ -32,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2, help="batch: Ray workers, against one process (default 2)")
     p.add_argument("--rounds", type=int, default=3, help="batch: serial/Ray pairs, alternated (default 3; the median counts)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    p.add_argument("--data", type=Path, default=None,
+                   help="watermark: the real-data folder (grid_s1/, obama/, grid_speakers/, speech/)")
+    p.add_argument("--quick", action="store_true", help="watermark: one clip of each kind (a smoke run)")
     p.set_defaults(func=run)
 
 
@@ -77,6 +81,15 @@ def run(args: argparse.Namespace) -> int:
         results["batch"] = batch_bench.run(args.avatar, [args.audio] if args.audio else None, jobs=args.jobs,
                                            workers=args.workers, rounds=args.rounds)
         print(batch_bench.format_result(results["batch"]), flush=True)
+    if "watermark" in parts:
+        from hygie.core.bench import watermark as wm_bench
+
+        data = args.data
+        if data is None or not (data / "grid_s1").exists():
+            raise HygieError("give --data with the real-data folder (grid_s1/, obama/, grid_speakers/, speech/), "
+                             "e.g. --data ../shared/data")
+        results["watermark"] = wm_bench.run(data, avatar=load_package(args.avatar), quick=args.quick)
+        print(wm_bench.format_result(results["watermark"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from hygie.core.enroll.config import EnrollConfig
 from hygie.core.enroll.pipeline import enroll
+from hygie.core.errors import HygieError
 from hygie.core.limits import number_arg
 
 log = logging.getLogger(__name__)
@@ -36,16 +38,38 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="refuse less usable face footage than this (default 60; lower it only to try Hygie on a "
                         "short clip: the lip model will be poor)")
     p.add_argument("--seed", type=number_arg(0, 2**31 - 1, integer=True), default=0, help="training seed")
-    p.add_argument("--licence", default="", help="licence/consent note stored in avatar.json")
+    p.add_argument("--licence", default="", help="licence/use note stored in avatar.json")
+    p.add_argument("--consent", metavar="FULL_NAME",
+                   help="full name of the person in the video, who agrees to be enrolled (recorded with the date and "
+                        "the videos' sha256 in avatar.json). Without it, hygie asks at a terminal and refuses otherwise")
     p.set_defaults(func=run)
+
+
+def consent_name(args: argparse.Namespace) -> tuple[str, str]:
+    """(name, method): from --consent, or confirmed at a terminal; refused without either."""
+    from hygie.core.media.probe import probe_video
+    from hygie.core.provenance.consent import ask
+
+    for v in args.videos:  # a wrong path is reported before any question
+        probe_video(v)
+    if args.consent:
+        return args.consent, "--consent flag"
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        name = ask([str(v) for v in args.videos])
+        if name:
+            return name, "interactive confirmation"
+        raise HygieError("enrollment needs the consent of the person in the video; nothing was done.")
+    raise HygieError('enrollment records who agreed to it: add --consent "Full Name" (the person in the video, '
+                     "who agrees to be enrolled), or run it at a terminal to confirm interactively.")
 
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.output
     if args.zip and out.suffix != ".hygie":
         out = out.with_suffix(".hygie")
+    name, method = consent_name(args)
     cfg = EnrollConfig(template_seconds=args.template_seconds, max_mouths=args.max_mouths,
-                       workers=args.workers, licence=args.licence)
+                       workers=args.workers, licence=args.licence, consent_name=name, consent_method=method)
     if args.min_footage is not None:
         cfg.min_usable_s = args.min_footage
     path = enroll(args.videos, out, cfg, force=args.force)

@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = [
     "hygie.core.cli.render",
     "hygie.core.cli.render_eval",
     "hygie.core.cli.render_batch",
+    "hygie.core.cli.verify",
     "hygie.core.cli.run",
     "hygie.core.cli.devices",
     "hygie.core.cli.bench",

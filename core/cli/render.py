@@ -49,8 +49,9 @@ def run_render(args: argparse.Namespace) -> int:
     job = RenderJob(out, audio=args.audio, landmarks_from=args.landmarks_from, size=size, fit=args.fit,
                     debug=args.debug)
     res = render_job(avatar, job)
-    log.info("wrote %s: %d frames at %.2f fps (%dx%d)%s", out, res.frames, res.fps, *res.size,
-             " with audio" if res.has_audio else "")
+    log.info("wrote %s: %d frames at %.2f fps (%dx%d)%s; watermark: %s; signed Content Credentials "
+             "('hygie verify %s' reads both)", out, res.frames, res.fps, *res.size,
+             " with audio" if res.has_audio else "", res.watermark, out)
     print(out)
     return 0
 

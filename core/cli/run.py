@@ -36,6 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-obs", dest="obs", action="store_false", help="ignore OBS; the avatar stays on")
     p.add_argument("--duration", type=number_arg(0.001, MAX_DURATION_S), metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
     p.add_argument("--threads", type=number_arg(1, 64, integer=True), help="CPU threads for the lip model (default 1)")
+    p.add_argument("--badge", dest="badge", action="store_true", default=None,
+                   help="show a visible \"AI avatar\" badge in a corner (the EU AI Act, Art. 50, asks for a disclosure "
+                        "of deepfakes from 2 Aug 2026); every frame carries the invisible watermark either way")
+    p.add_argument("--no-badge", dest="badge", action="store_false", help="no visible badge (overrides the config file)")
+    p.add_argument("--badge-position", choices=("top-left", "top-right", "bottom-left", "bottom-right"),
+                   help="corner of the badge (default top-right)")
+    p.add_argument("--badge-size", type=number_arg(0.02, 0.3), metavar="F", help="badge height as a fraction of the frame height "
+                                                                 "(default 0.06)")
     from hygie.core.cli.obs import add_obs_control_args
     from hygie.plugin.panel.cmd_panel import add_panel_args
 
@@ -50,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from hygie.core.cli.obs import obs_control_config
 
     keys = ("avatar", "input", "camera", "fps", "size", "preview", "audio_out", "virtual_mic", "obs", "duration",
-            "threads")
+            "threads", "badge", "badge_position", "badge_size")
     cfg = build_config({k: getattr(args, k, None) for k in keys})
     if getattr(args, "panel", False):
         from hygie.plugin.panel.cmd_panel import serve

@@ -27,6 +27,8 @@ class EnrollConfig:
     max_mouths: int | None = None  # keep at most this many database frames (evenly spread)
     with_features: bool = True  # audio features for training (drop to ship a slim runtime package)
     licence: str = ""
+    consent_name: str | None = None  # who agreed to be enrolled (None: no record; the package loads with a warning)
+    consent_method: str = "--consent flag"  # how: see provenance.consent.METHODS
     min_usable_s: float = MIN_USABLE_S  # lowered only for tests and demos on short clips
     mel: MelConfig = field(default_factory=MelConfig)
 

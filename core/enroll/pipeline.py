@@ -35,6 +35,7 @@ from hygie.core.face import geometry as G
 from hygie.core.outputs import check_output, is_avatar_package
 from hygie.core.package.files import save_npz
 from hygie.core.package.writer import PackageWriter
+from hygie.core.provenance import consent
 from hygie.core.render.conditions import source_light
 
 log = logging.getLogger(__name__)
@@ -118,9 +119,11 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
 
         elapsed = time.time() - t_start
         K = pca.k
+        sources = [{"name": s.path.name, "sha256": s.sha256} for s in srcs]
         meta = {
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "hygie_version": _version(),
+            "avatar_id": consent.derive_avatar_id(s["sha256"] for s in sources),
             "sources": [{"name": s.path.name, "sha256": s.sha256, "frames": int(len(s.track.times)),
                          "duration_s": round(len(s.audio) / cfg.mel.sample_rate, 3), **st}
                         for s, st in zip(srcs, stats_all)],
@@ -141,6 +144,9 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
             "enroll_seconds": round(elapsed, 1),
             "licence": cfg.licence or LICENCE_NOTE,
         }
+        if cfg.consent_name:
+            meta["consent"] = consent.record(cfg.consent_name, cfg.consent_method, sources,
+                                             licence=cfg.licence if cfg.consent_method == "licence" else None)
         from hygie.core.enroll.report import write_report
 
         write_report(writer.path("report.html"), meta, track=track, pca=pca.arrays(), mouths=mouths,

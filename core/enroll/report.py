@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hygie.core.provenance.consent import avatar_id as consent_id
+from hygie.core.provenance.consent import describe as consent_line
+from hygie.core.provenance.consent import problems as consent_problems
 from hygie.core.render.jpeg import decode_jpeg_blob
 
 
@@ -107,9 +110,12 @@ def write_report(out: Path, meta: dict, track: dict[str, np.ndarray], pca: dict[
         ("PCA", f"{k} components, {100 * meta['pca']['variance_explained']:.1f}% variance, reconstruction error {meta['pca']['reconstruction_lmd']:.4f} IOD"),
         ("Mouth database", f"{meta['crop']['n_mouths']} crops of {meta['crop']['size'][0]}×{meta['crop']['size'][1]} px"),
         ("Idle loop", f"{meta['template']['frames']} frames, ping-pong"),
-        ("Consent", html.escape(meta["licence"])),
+        ("Avatar id", consent_id(meta)),
+        ("Consent", consent_line(meta)),
+        ("Licence / use", meta["licence"]),
     ]
-    table = "".join(f"<tr><th>{html.escape(a)}</th><td>{html.escape(b) if a != 'Consent' else b}</td></tr>" for a, b in rows)
+    warn = "".join(f"<p style='color:#a00'><b>Consent:</b> {html.escape(m)}</p>" for m in consent_problems(meta))
+    table = "".join(f"<tr><th>{html.escape(a)}</th><td>{html.escape(b)}</td></tr>" for a, b in rows)
     body = "".join(f"<h2>{html.escape(h2)}</h2>{c}" for h2, c in sections)
     verdict = "good" if meta["coverage"] >= 0.95 and meta["n_usable"] / meta["fps"] >= 180 else "usable, see warnings"
     if light and light.get("warnings"):
@@ -118,7 +124,7 @@ def write_report(out: Path, meta: dict, track: dict[str, np.ndarray], pca: dict[
         "<!doctype html><html><head><meta charset='utf-8'><title>Hygie Avatar enrollment report</title>"
         "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
         "th{text-align:left;padding-right:1em;vertical-align:top}img{max-width:100%}</style></head><body>"
-        f"<h1>Enrollment report</h1><p>Recording quality: <b>{verdict}</b></p><table>{table}</table>{body}</body></html>"
+        f"<h1>Enrollment report</h1><p>Recording quality: <b>{verdict}</b></p>{warn}<table>{table}</table>{body}</body></html>"
     )
 
 

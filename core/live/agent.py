@@ -74,7 +74,8 @@ class Agent:
     def __init__(self, cfg: AgentConfig, source: AudioSource, lip: Any, renderer: Any, camera: Any,
                  mel_config: MelConfig, state: Any | None = None, passthrough: Any | None = None,
                  closed_coeffs: np.ndarray | None = None, on_frame: Callable[[FrameRecord], None] | None = None,
-                 frame_tap: Callable[[np.ndarray], None] | None = None):
+                 frame_tap: Callable[[np.ndarray], None] | None = None,
+                 marks: Callable[[np.ndarray], np.ndarray] | None = None):
         self.cfg, self.source, self.lip, self.renderer, self.camera = cfg, source, lip, renderer, camera
         self.mel_cfg = mel_config
         self.mel = StreamingLogMel(mel_config)
@@ -82,6 +83,7 @@ class Agent:
         self.passthrough = passthrough
         self.on_frame = on_frame
         self.frame_tap = frame_tap  # sees every frame sent (the panel's preview): must return at once
+        self.marks = marks  # watermark (+ badge) on every frame sent: provenance.live.LiveMarks
         self.lookahead_frames = int(round(float(getattr(lip, "lookahead_s", 0.0)) * mel_config.frame_rate))
         self.closed = None if closed_coeffs is None else np.asarray(closed_coeffs, np.float32)
         self.gate = VoiceGate(cfg.vad_margin_db, cfg.vad_min_db, cfg.vad_hangover_ms / 1000)
@@ -300,6 +302,11 @@ class Agent:
                     self._log_error("frame", e)
                     frame = self._fallback_frame(tick)
                     kind = "error"
+                if self.marks is not None:
+                    try:
+                        frame = self.marks(frame)
+                    except Exception as e:
+                        self._log_error("watermark", e)
                 try:
                     self.camera.send(frame)
                 except Exception as e:
@@ -420,6 +427,11 @@ def build_agent(cfg: AgentConfig, source: AudioSource | None = None, on_frame: C
         source.start()
         closers.append(source.stop)
         closed = getattr(renderer, "closed_coeffs", None)
+        from hygie.core.live.config import badge_config
+        from hygie.core.provenance.live import LiveMarks
+
+        marks = LiveMarks(avatar.meta, size, badge=badge_config(cfg) if cfg.badge else None,
+                          reference=renderer.idle_frame(0))
         camera = VirtualCamera(size[0], size[1], cfg.fps, device=cfg.camera, backend=cfg.camera_backend,
                                **cfg.camera_kwargs)
         closers.append(camera.close)
@@ -434,7 +446,7 @@ def build_agent(cfg: AgentConfig, source: AudioSource | None = None, on_frame: C
         if controls is not None:
             closers.extend(controls(state))
         agent = Agent(cfg, source, lip, renderer, camera, avatar.mel_config, state=state, passthrough=passthrough,
-                      closed_coeffs=closed, on_frame=on_frame)
+                      closed_coeffs=closed, on_frame=on_frame, marks=marks)
         closers.reverse()
         return agent, closers
     except BaseException:

@@ -9,6 +9,11 @@ prints the path); keys go in a `[run]` table, named like the flags:
     fps = 30
     size = "1280x720"
     audio_out = "hygie_mic"
+    badge = true                 # visible "AI avatar" badge (EU AI Act Art. 50 disclosure)
+    badge_position = "top-right"
+    badge_size = 0.06            # fraction of the frame height
+
+Every frame also carries the invisible watermark (hygie.core.provenance); it has no switch.
 """
 from __future__ import annotations
 
@@ -54,6 +59,9 @@ class AgentConfig:
     watchdog_ms: float = 500.0
     pump_ms: float = 8.0  # with a voice output, pass audio on this often between frames
     block_ms: float = 5.0  # audio callback block; smaller = fresher audio at each frame tick
+    badge: bool = False  # visible "AI avatar" badge in a corner of the image
+    badge_position: str = "top-right"  # top-left | top-right | bottom-left | bottom-right
+    badge_size: float = 0.06  # badge height, fraction of the frame height
     camera_kwargs: dict[str, Any] = field(default_factory=dict)  # extra backend arguments (tests)
 
 
@@ -123,4 +131,11 @@ def build_config(overrides: dict[str, Any] | None = None, path: Path | None = No
     cfg = AgentConfig(**values)
     if cfg.avatar:
         cfg.avatar = str(Path(cfg.avatar).expanduser())
+    badge_config(cfg).check()
     return cfg
+
+
+def badge_config(cfg: AgentConfig):
+    from hygie.core.provenance.badge import BadgeConfig
+
+    return BadgeConfig(position=cfg.badge_position, size=float(cfg.badge_size))

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -76,11 +76,13 @@ RENDER_ENCODING = VideoEncoding(crf=15, preset="veryfast", tune="film")
 
 def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray], fps: float,
                            audio: np.ndarray | None, sr: int = SAMPLE_RATE, crf: int | None = None,
-                           encoding: VideoEncoding | None = None, repeatable: bool = False) -> int:
+                           encoding: VideoEncoding | None = None, repeatable: bool = False,
+                           finish: Callable[[Path], None] | None = None) -> int:
     """Encode BGR frames to H.264 (+ AAC audio) in an mp4. Written to a temp name, renamed at the end.
 
     `encoding` defaults to RENDER_ENCODING; `crf` overrides only its quality.
     `repeatable`: encode as REPEATABLE_X264 says, so the same frames always give the same video.
+    `finish(temp_path)` runs just before the rename (e.g. to sign Content Credentials into it).
     """
     import av
 
@@ -133,6 +135,8 @@ def write_video_with_audio(path: str | os.PathLike, frames: Iterator[np.ndarray]
                     c.mux(p)
                 for p in a_st.encode():
                     c.mux(p)
+        if finish is not None:
+            finish(tmp)
         os.replace(tmp, out)
     except OSError as e:
         written = tmp.stat().st_size if tmp.exists() else 0

@@ -163,4 +163,8 @@ def load_package(path: str | os.PathLike | None = None, verify: bool = True) -> 
                     f"{p}: {name} does not match its sha256 in {META}: the package was modified or damaged. "
                     "Re-run 'hygie enroll' (or 'hygie train' if only the lip model changed)."
                 )
+    from hygie.core.provenance.consent import problems
+
+    for msg in problems(meta):
+        log.warning("%s: %s", p, msg)
     return Avatar(p, meta)

@@ -31,6 +31,7 @@ class RenderJob:
     size: tuple[int, int] | None = None  # output (w, h); None = the avatar's own size
     fit: str = "letterbox"
     debug: bool = False
+    minute: int | None = None  # the watermark's time code (UTC minutes); None: now (or SOURCE_DATE_EPOCH)
 
 
 @dataclass
@@ -41,6 +42,7 @@ class JobResult:
     size: tuple[int, int]
     has_audio: bool
     seconds: float  # wall time of the job (decode, model, render, encode)
+    watermark: str = ""  # what the frames carry, in words
 
 
 def check_fit(fit: str) -> str:
@@ -63,6 +65,7 @@ def render_job(avatar, job: RenderJob, renderer=None,
     from hygie.core.media.audio_file import load_audio
     from hygie.core.media.encode import write_video_with_audio
     from hygie.core.media.probe import probe_video
+    from hygie.core.provenance.output import for_render
     from hygie.core.render.drive import coeffs_from_audio, lips_from_video, render_frames
 
     t0 = time.perf_counter()
@@ -85,11 +88,13 @@ def render_job(avatar, job: RenderJob, renderer=None,
     own = renderer is None
     if own:
         renderer = make_renderer(avatar, job.size, job.fit)
+    # every file is marked as synthetic: a watermark in the pixels and signed Content Credentials
+    marks = for_render(avatar.meta, job.output, job.minute)
     try:
-        frames = render_frames(renderer, n, lips=lips, coeffs=coeffs, debug=job.debug, progress=progress)
-        written = write_video_with_audio(job.output, frames, fps, audio, sr=sr, repeatable=True)
+        frames = marks.frames(render_frames(renderer, n, lips=lips, coeffs=coeffs, debug=job.debug, progress=progress))
+        written = write_video_with_audio(job.output, frames, fps, audio, sr=sr, repeatable=True, finish=marks.sign)
     finally:
         if own:
             renderer.close()
     return JobResult(Path(job.output), written, fps, tuple(renderer.size), audio is not None,
-                     time.perf_counter() - t0)
+                     time.perf_counter() - t0, marks.payload.describe())
