@@ -8,8 +8,23 @@ points, in inter-ocular units, all under the avatar's own 3-D alignment):
   the renderer was asked to draw (does the mouth really have the requested shape?);
 - sharpness: variance of the Laplacian inside the mouth box, rendered / real;
 - stability: mean absolute frame-to-frame difference inside the mouth box, rendered / real;
+  it includes the head motion of the idle loop and of the real video, which differ between
+  recordings; `stability_face_ratio` measures the same in mouth crops aligned on the eyes and
+  nose (FaceAligned), at the avatar's own crop resolution, low-passed at 0.015 IOD: the mouth
+  moving, flickering or swimming against the face; `*_rel_ratio` divide each box's change by
+  its mean brightness (sharpness by its square), so that an idle loop filmed brighter or darker
+  than the real video does not count (the perturbed-light suite compares these);
 - seam: SSIM between the rendered frame and its template frame in a ring just outside
   the blend mask (alpha < 0.5, within a few pixels of it);
+- colour seam (ΔE, CIE76 in Lab): the mean colour of the band just inside the blend mask's
+  0.5 contour against the band just outside it, per angular sector around the mouth (a dark
+  smudge under the lower lip shows in one sector, not in the mean), averaged; the same
+  bands are drawn from the real video's own landmarks, which gives the skin's natural
+  gradient there: the excess over it is what the blend adds;
+- sharpness in the written file: the rendered frames go through `hygie render`'s encoder
+  (core/media.py) and are decoded again; the same mouth boxes are measured;
+- all measures at the video's native size (HD stays HD); the full-resolution strip shows
+  the lower face 1:1, real above rendered.
 - LMD: re-detected rendered lips vs the real held-out lips, beside the driver's own
   request vs the real lips (the lip model's raw prediction; ~0 for true landmarks)
   and the mean-mouth baseline.
@@ -24,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from hygie.core.face import geometry as G
-from hygie.core.face.canonical import frame_lips
+from hygie.core.face.canonical import align_frames, frame_lips
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +48,59 @@ TARGETS = {  # name: (comparison, threshold)
     "sharpness_ratio": (">=", 0.9),
     "stability_ratio": ("<=", 1.2),
     "seam_ssim": (">=", 0.95),
+    "seam_de_excess": ("<=", 2.0),
+    "sharpness_mp4_ratio": (">=", 0.95),
 }
+SEAM_SECTORS = 8
 
 
 @dataclass
 class FrameStats:
     sharp: float  # Laplacian variance in the mouth box
     diff: float  # mean abs difference to the previous frame in the mouth box (NaN for the first)
+    face_diff: float = float("nan")  # the same in face-aligned mouth crops (head motion taken out)
+    # sharpness and change relative to the box's mean brightness: an idle loop filmed brighter or
+    # darker than the real video (another exposure, another day) scales both; these do not move
+    sharp_rel: float = float("nan")
+    diff_rel: float = float("nan")
+
+
+class FaceAligned:
+    """Mouth crops aligned on the rigid face points (eyes, nose), at the avatar's crop size (native HD).
+
+    Frame-to-frame change of these crops is the mouth moving against the face (and any flicker or
+    swimming of a pasted mouth), without the head motion that the idle loop and the real video
+    each have in their own measure. The crops are low-passed (Gaussian of LOWPASS_IOD): a
+    recording that is sharper or softer than the real one (another camera, another day) would
+    otherwise count its pore-level detail as change.
+    """
+
+    LOWPASS_IOD = 0.015
+
+    def __init__(self, avatar):
+        c = avatar.meta["crop"]
+        self.origin = np.asarray(c["origin"], np.float64)
+        self.px = float(c["px_per_iod"])
+        self.size = (int(c["size"][0]), int(c["size"][1]))
+        self.ref = avatar.track["reference"]
+        self.prev: np.ndarray | None = None
+
+    def diff(self, grey: np.ndarray, landmarks: np.ndarray | None) -> float:
+        import cv2
+
+        if landmarks is None:
+            self.prev = None
+            return float("nan")
+        lm = np.asarray(landmarks, np.float64)
+        al = align_frames(lm[None], self.ref, rows=np.array([0]), dtype=np.float64)
+        rig = lm[G.RIGID]
+        dst = (al.canon[0, G.RIGID, :2] - self.origin) * self.px
+        M = G.similarity_2d(rig[:, :2], dst)
+        g = cv2.warpAffine(grey, M, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        g = cv2.GaussianBlur(g, (0, 0), self.LOWPASS_IOD * self.px)
+        d = float(np.abs(g.astype(np.int16) - self.prev.astype(np.int16)).mean()) if self.prev is not None else float("nan")
+        self.prev = g
+        return d
 
 
 def mouth_box(points: np.ndarray, shape: tuple[int, int], margin: float = 0.25) -> tuple[int, int, int, int]:
@@ -71,6 +132,75 @@ def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     vb = blur(b * b) - mb * mb
     cov = blur(a * b) - ma * mb
     return ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2))
+
+
+def ring_masks(points: np.ndarray, lips: np.ndarray, feather_px: float, box: tuple[int, int, int, int],
+               ring_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """(inside, outside) bands of the blend mask drawn from mouth-region points, in `box` pixels.
+
+    The mask is the renderer's own (blend.crop_alpha of the 93 points); the lips are left out of
+    the inner band, so it holds only pasted skin.
+    """
+    import cv2
+
+    from hygie.core.render.blend import crop_alpha
+
+    x0, y0, x1, y1 = box
+    local = np.asarray(points, np.float32) - np.array([x0, y0], np.float32)
+    hard = (crop_alpha(local, (x1 - x0, y1 - y0), feather_px) >= 128).astype(np.uint8)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_px + 1, 2 * ring_px + 1))
+    inside = hard.astype(bool) & (cv2.erode(hard, k) == 0)
+    lip_poly = np.zeros_like(hard)
+    cv2.fillPoly(lip_poly, [np.rint(np.asarray(lips, np.float32)[:20] - [x0, y0]).astype(np.int32)], 1)
+    inside &= cv2.dilate(lip_poly, k) == 0
+    outside = (cv2.dilate(hard, k) > 0) & ~hard.astype(bool)
+    return inside, outside
+
+
+def seam_delta_e(frame: np.ndarray, points: np.ndarray, lips: np.ndarray, feather_px: float,
+                 sectors: int = SEAM_SECTORS) -> float:
+    """Mean over angular sectors of ΔE76 (Lab) between the bands just inside and outside the blend mask."""
+    import cv2
+
+    H, W = frame.shape[:2]
+    ring_px = max(3, int(round(feather_px)))
+    pad = 2 * ring_px + 2
+    lo = np.floor(points.min(0)).astype(int) - pad
+    hi = np.ceil(points.max(0)).astype(int) + pad
+    box = (max(lo[0], 0), max(lo[1], 0), min(hi[0], W), min(hi[1], H))
+    if box[2] - box[0] < 8 or box[3] - box[1] < 8:
+        return float("nan")
+    inside, outside = ring_masks(points, lips, feather_px, box, ring_px)
+    x0, y0, x1, y1 = box
+    lab = cv2.cvtColor(frame[y0:y1, x0:x1].astype(np.float32) * (1.0 / 255.0), cv2.COLOR_BGR2Lab)
+    c = np.asarray(lips, np.float32)[:20].mean(0) - [x0, y0]
+    yy, xx = np.mgrid[0:y1 - y0, 0:x1 - x0]
+    sec = ((np.arctan2(yy - c[1], xx - c[0]) + np.pi) / (2 * np.pi) * sectors).astype(int) % sectors
+    des = []
+    for k in range(sectors):
+        a, b = inside & (sec == k), outside & (sec == k)
+        if a.sum() >= 8 and b.sum() >= 8:
+            des.append(float(np.linalg.norm(lab[a].mean(0) - lab[b].mean(0))))
+    return float(np.mean(des)) if des else float("nan")
+
+
+def lip_colour(frame: np.ndarray, lips: np.ndarray) -> np.ndarray:
+    """Mean Lab colour (3,) of the lip flesh: inside the outer lip contour, outside the inner one."""
+    import cv2
+
+    lips = np.asarray(lips, np.float32)
+    x0, y0 = np.maximum(np.floor(lips.min(0)).astype(int) - 1, 0)
+    x1, y1 = np.ceil(lips.max(0)).astype(int) + 2
+    sub = frame[y0:y1, x0:x1]
+    if sub.size == 0:
+        return np.full(3, np.nan)
+    m = np.zeros(sub.shape[:2], np.uint8)
+    cv2.fillPoly(m, [np.rint(lips[:20] - [x0, y0]).astype(np.int32)], 1)
+    cv2.fillPoly(m, [np.rint(lips[20:40] - [x0, y0]).astype(np.int32)], 0)
+    if m.sum() < 8:
+        return np.full(3, np.nan)
+    lab = cv2.cvtColor(sub.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_BGR2Lab)
+    return lab[m > 0].mean(0)
 
 
 def lip_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -107,7 +237,9 @@ def _box_stats(grey: np.ndarray, prev: np.ndarray | None, box: tuple[int, int, i
     x0, y0, x1, y1 = box
     g = grey[y0:y1, x0:x1]
     d = float(np.abs(g.astype(np.int16) - prev[y0:y1, x0:x1].astype(np.int16)).mean()) if prev is not None else np.nan
-    return FrameStats(laplacian_var(g), d)
+    m = max(float(g.mean()), 1.0) / 128.0
+    lv = laplacian_var(g)
+    return FrameStats(lv, d, sharp_rel=lv / m ** 2, diff_rel=d / m)
 
 
 def _strip(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]], zoom: float = 2.0) -> np.ndarray:
@@ -134,20 +266,50 @@ def _strip(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarr
     return strip
 
 
+def _strip_full(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]], n: int = 6) -> np.ndarray:
+    """Lower faces at full resolution (1:1 pixels, no resampling): real above rendered, n columns."""
+    cols = []
+    for real, rend, real_pts, rend_pts in pairs[:n]:
+        w = int(1.5 * np.ptp(rend_pts[:, 0])) // 2 * 2
+        h = int(0.75 * w) // 2 * 2
+        tiles = []
+        for img, pts in ((real, real_pts if real_pts is not None else rend_pts), (rend, rend_pts)):
+            c = pts.mean(0)
+            H, W = img.shape[:2]
+            x0 = int(np.clip(c[0] - w // 2, 0, max(W - w, 0)))
+            y0 = int(np.clip(c[1] - 0.45 * h, 0, max(H - h, 0)))
+            t = np.zeros((h, w, 3), np.uint8)
+            sub = img[y0:y0 + h, x0:x0 + w]
+            t[: sub.shape[0], : sub.shape[1]] = sub
+            tiles.append(t)
+        cols.append(np.vstack([tiles[0], np.full((2, w, 3), 255, np.uint8), tiles[1]]))
+    h = min(c.shape[0] for c in cols)
+    return np.hstack([np.hstack([c[:h], np.full((h, 2, 3), 255, np.uint8)]) for c in cols])
+
+
+def _iod_px(landmarks: np.ndarray) -> float:
+    return float(np.linalg.norm(landmarks[G.EYE_OUTER[0], :2] - landmarks[G.EYE_OUTER[1], :2]))
+
+
 def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str = "landmarks",
-                    max_frames: int | None = None, strip_frames: int = 8, quiet: bool = False) -> dict:
+                    max_frames: int | None = None, strip_frames: int = 8, quiet: bool = False,
+                    renderer_cfg=None, mp4: bool = True) -> dict:
     """Render `video`'s mouth (its true landmarks, or its audio through the lip model) and compare.
 
-    Returns the figures (also saved as render_quality.json) and writes render_strip.png in out_dir.
+    Returns the figures (also saved as render_quality.json) and writes render_strip.png (zoomed)
+    and render_strip_full.png (1:1) in out_dir. `mp4` also encodes the rendered frames with
+    `hygie render`'s encoder and measures the mouth in the decoded file.
     """
     import cv2
     from tqdm import tqdm
 
-    from hygie.core.render.drive import coeffs_from_audio
     from hygie.core.errors import HygieError
     from hygie.core.media.audio_file import load_audio
     from hygie.core.media.decode import iter_video_frames
+    from hygie.core.media.encode import write_video_with_audio
     from hygie.core.media.probe import probe_video
+    from hygie.core.render.blend import BlendConfig
+    from hygie.core.render.drive import coeffs_from_audio
     from hygie.core.render.renderer import Renderer
 
     if driver not in ("landmarks", "model"):
@@ -157,11 +319,13 @@ def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str 
     info = probe_video(video)
     ref = avatar.track["reference"]
     n_max = max_frames or 10 ** 9
+    feather = (renderer_cfg.blend if renderer_cfg is not None else BlendConfig()).feather
 
-    # pass 1: the real video: true lips, mouth-box statistics, a few frames for the strip
+    # pass 1: the real video: true lips, mouth-box statistics, its own colour seam, strip frames
     det = _Detector(ref)
-    real_lips, real_stats, real_pts = [], [], []
+    real_lips, real_stats, real_pts, real_de, real_lipc = [], [], [], [], []
     prev = None
+    fa = FaceAligned(avatar)
     with tqdm(total=min(info.n_frames, n_max), desc="real frames", unit="frame", disable=quiet) as bar:
         for k, (_, frame) in enumerate(iter_video_frames(video)):
             if k >= n_max:
@@ -172,10 +336,14 @@ def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str 
             if lm is not None:
                 pts = lm[G.LIPS, :2]
                 real_stats.append(_box_stats(g, prev, mouth_box(pts, g.shape)))
+                real_stats[-1].face_diff = fa.diff(g, lm)
                 real_pts.append(pts)
+                real_de.append(seam_delta_e(frame, lm[G.MOUTH_REGION, :2], pts, feather * _iod_px(lm)))
+                real_lipc.append(lip_colour(frame, pts))
             else:
                 real_stats.append(FrameStats(np.nan, np.nan))
                 real_pts.append(None)
+                fa.diff(g, None)
             prev = g
             bar.update(1)
     det.close()
@@ -199,24 +367,32 @@ def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str 
     seg = np.array_split(np.arange(n), strip_frames)
     strip_idx = {int(s[np.argmax(op[s])]) for s in seg if len(s)}
 
-    # pass 2: render, re-detect, measure
-    renderer = Renderer(avatar)
+    # pass 2: render, re-detect, measure (the frames stream on into the encoder)
+    renderer = Renderer(avatar, cfg=renderer_cfg)
     det = _Detector(ref)
     redetected = np.full_like(real_lips, np.nan)
     rend_stats: list[FrameStats] = []
-    seam = []
+    boxes: list[tuple[int, int, int, int]] = []
+    seam, rend_de, lip_de = [], [], []
     pairs_rend: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    prev = None
     ring_px = max(3, int(round(renderer.feather_px)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_px + 1, 2 * ring_px + 1))
-    try:
+    tpl_lm = avatar.template["landmarks"]
+
+    fa_r = FaceAligned(avatar)
+
+    def rendered():
+        prev = None
         for i in tqdm(range(n), desc=f"render ({driver})", unit="frame", disable=quiet):
             frame = renderer.render_lips(requested[i], i) if np.isfinite(requested[i]).all() else renderer.render(None, i)
             last = renderer.last
-            redetected[i], _ = det.lips(frame)
+            redetected[i], lm_r = det.lips(frame)
             g = _grey(frame)
             dst_lips = last["dst"][: len(G.LIPS)]
-            rend_stats.append(_box_stats(g, prev, mouth_box(dst_lips, g.shape)))
+            box = mouth_box(dst_lips, g.shape)
+            boxes.append(box)
+            rend_stats.append(_box_stats(g, prev, box))
+            rend_stats[-1].face_diff = fa_r.diff(g, lm_r)
             prev = g
             if last["alpha"] is not None:
                 a = last["alpha"]
@@ -231,13 +407,36 @@ def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str 
                     bx0, by0 = max(bx0, 0), max(by0, 0)
                     m = ssim_map(g[by0:by1, bx0:bx1], tpl[by0:by1, bx0:bx1])
                     seam.append(float(m[ring[by0:by1, bx0:bx1]].mean()))
+                iod = _iod_px(tpl_lm[last["template"]]) * renderer.tf.scale
+                rend_de.append(seam_delta_e(frame, last["dst"], dst_lips, feather * iod))
+                own = lip_colour(renderer.idle_frame(i), tpl_lm[last["template"]][G.LIPS, :2] * renderer.tf.scale
+                                 + [renderer.tf.ox, renderer.tf.oy])
+                lip_de.append(float(np.linalg.norm(lip_colour(frame, dst_lips) - own)))
             if i in strip_idx:
                 pairs_rend[i] = (frame.copy(), dst_lips.copy())
+            yield frame
+
+    mp4_path = out_dir / "rendered.mp4"
+    try:
+        if mp4:
+            write_video_with_audio(mp4_path, rendered(), info.fps, None)
+        else:
+            for _ in rendered():
+                pass
     finally:
         det.close()
         renderer.close()
 
-    # strip: decode the chosen real frames again (cheap, keeps memory flat)
+    # the written file: the same mouth boxes, decoded back
+    mp4_sharp = []
+    if mp4:
+        for k, (_, frame) in enumerate(iter_video_frames(mp4_path)):
+            if k >= n:
+                break
+            x0, y0, x1, y1 = boxes[k]
+            mp4_sharp.append(laplacian_var(_grey(frame)[y0:y1, x0:x1]))
+
+    # strips: decode the chosen real frames again (cheap, keeps memory flat)
     pairs = []
     for k, (_, frame) in enumerate(iter_video_frames(video)):
         if k >= n:
@@ -248,6 +447,7 @@ def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str 
     strip_path = out_dir / "render_strip.png"
     if pairs:
         cv2.imwrite(str(strip_path), _strip(pairs))
+        cv2.imwrite(str(out_dir / "render_strip_full.png"), _strip_full(pairs))
 
     def ratio(key: str) -> float:
         r = np.array([getattr(s, key) for s in rend_stats])
@@ -256,16 +456,33 @@ def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str 
 
     mean_mouth = avatar.coeffs_to_lips(np.zeros(avatar.pca["components"].shape[0]))
     fid = lip_distance(redetected, requested)
+    real_sharp = float(np.nanmean([s.sharp for s in real_stats]))
+    rend_sharp = float(np.nanmean([s.sharp for s in rend_stats]))
+    de_r, de_q = float(np.nanmean(rend_de)) if rend_de else float("nan"), float(np.nanmean(real_de)) if real_de else float("nan")
     res = {
         "video": str(video),
         "driver": driver,
         "frames": int(n),
+        "frame_size": [int(info.width), int(info.height)],
         "frames_redetected": int(np.isfinite(fid).sum()),
         "fidelity": float(np.nanmean(fid)),
         "fidelity_median": float(np.nanmedian(fid)),
         "sharpness_ratio": ratio("sharp"),
+        "sharpness_mp4_ratio": float(np.nanmean(mp4_sharp) / real_sharp) if mp4_sharp else float("nan"),
+        "mp4_keeps": float(np.nanmean(mp4_sharp) / rend_sharp) if mp4_sharp else float("nan"),
         "stability_ratio": ratio("diff"),
+        "stability_face_ratio": ratio("face_diff"),
+        "stability_rel_ratio": ratio("diff_rel"),
+        "sharpness_rel_ratio": ratio("sharp_rel"),
         "seam_ssim": float(np.mean(seam)) if seam else float("nan"),
+        "seam_de": de_r,
+        "seam_de_real": de_q,
+        "seam_de_excess": de_r - de_q,
+        # lip colour: rendered lips vs the template frame's own lips, beside the real video's
+        # lips vs their own median (how much lip colour varies with the mouth's shape)
+        "lip_de": float(np.nanmean(lip_de)) if lip_de else float("nan"),
+        "lip_de_real": float(np.nanmean(np.linalg.norm(np.array(real_lipc) - np.nanmedian(real_lipc, axis=0), axis=1)))
+        if real_lipc else float("nan"),
         "lmd_rendered_vs_real": float(np.nanmean(lip_distance(redetected, real_lips))),
         "lmd_request_vs_real": float(np.nanmean(lip_distance(requested, real_lips))),
         "lmd_mean_mouth_vs_real": float(np.nanmean(lip_distance(mean_mouth[None], real_lips))),
@@ -295,7 +512,17 @@ def format_table(res: dict) -> str:
         ("renderer fidelity (re-detected vs requested, IOD)", "fidelity"),
         ("sharpness, rendered / real (Laplacian var)", "sharpness_ratio"),
         ("stability, rendered / real (frame diff)", "stability_ratio"),
+        ("stability against the face, rendered / real (aligned)", "stability_face_ratio"),
+        ("stability / brightness, rendered / real", "stability_rel_ratio"),
+        ("sharpness / brightness², rendered / real", "sharpness_rel_ratio"),
         ("seam SSIM (ring outside the blend mask)", "seam_ssim"),
+        ("colour seam ΔE (Lab), rendered", "seam_de"),
+        ("colour seam ΔE (Lab), the real video's own ring", "seam_de_real"),
+        ("colour seam ΔE, rendered - real", "seam_de_excess"),
+        ("lip colour ΔE, rendered vs the template's own lips", "lip_de"),
+        ("lip colour ΔE, real vs its own median", "lip_de_real"),
+        ("sharpness in the written mp4, / real", "sharpness_mp4_ratio"),
+        ("sharpness in the written mp4, / in memory", "mp4_keeps"),
         ("LMD rendered vs real (IOD)", "lmd_rendered_vs_real"),
         (f"LMD {'lip model raw' if res['driver'] == 'model' else 'requested (true)'} vs real (IOD)", "lmd_request_vs_real"),
         ("LMD mean mouth vs real (IOD, baseline)", "lmd_mean_mouth_vs_real"),

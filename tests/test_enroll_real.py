@@ -99,8 +99,9 @@ def test_grid_crops_and_template_decode(grid_avatar):
 
 def test_grid_report_has_the_plots(grid_avatar):
     html = (grid_avatar / "report.html").read_text()
-    assert len(re.findall(r"data:image/png;base64,", html)) == 4
-    for title in ("Face coverage over time", "Mouth-shape PCA", "Mouth opening under the audio", "Mouth crops"):
+    assert len(re.findall(r"data:image/png;base64,", html)) == 5
+    for title in ("Face coverage over time", "Mouth-shape PCA", "Mouth opening under the audio", "Mouth crops",
+                  "Light and colour of each recording"):
         assert title in html
     assert "99." in html  # coverage figure
 

@@ -69,3 +69,24 @@ def test_outside_the_mesh_is_transparent_and_off_image_is_none():
     res = w.warp(src, pts, pts + 10, (100, 100))
     assert res.patch[..., 3].max() == 200 and res.x0 == 15 and res.y0 == 15
     assert w.warp(src, pts, pts + 500, (100, 100)) is None
+
+
+@pytest.mark.parametrize("coarse_above", [10_000, 0])  # full-resolution maps, half-resolution maps
+def test_a_smooth_deformation_is_reproduced_at_hd_size(coarse_above):
+    """A large (HD) box: the half-resolution maps land where the full-resolution ones do."""
+    src_img = _texture(288, 336)
+    pts = _points() * 4.0
+    A = np.array([[1.2, 0.15, 40.0], [-0.1, 1.05, 30.0]], np.float64)
+    dst = (pts @ A[:, :2].T + A[:, 2]).astype(np.float32)
+    w = PiecewiseAffineWarper(delaunay(pts), interpolation=cv2.INTER_CUBIC, coarse_above=coarse_above)
+    res = w.warp(src_img, pts, dst, (480, 560))
+    ref = cv2.warpAffine(src_img, A, (560, 480), flags=cv2.INTER_CUBIC)
+    hull = cv2.convexHull(dst).reshape(-1, 2)
+    c = hull.mean(0)
+    mask = np.zeros((480, 560), np.uint8)
+    cv2.fillConvexPoly(mask, (c + 0.9 * (hull - c)).astype(np.int32), 1)
+    got = np.zeros_like(ref)
+    h, ww = res.patch.shape[:2]
+    got[res.y0:res.y0 + h, res.x0:res.x0 + ww] = res.patch
+    diff = np.abs(got.astype(int) - ref.astype(int))[mask > 0]
+    assert diff.mean() < 0.6 and np.percentile(diff, 99) <= 3

@@ -1,8 +1,10 @@
 """The mouth database: where each crop is cut (pass 1 geometry) and the second decoding pass that cuts it.
 
 Crops are cut at the video's native resolution in the canonical frame (a 2-D similarity
-per frame), with the idle-loop frames encoded in the same pass, so the video is decoded
-twice in all and never held in memory.
+per frame) -- and never below the idle loop's own face size, where they are pasted -- with
+the idle-loop frames encoded in the same pass (parallel workers, enroll/cut.py), so the
+video is decoded twice in all and never held in memory. Each crop's skin light (Lab around
+the mouth) is measured on the way, for retrieval and the report.
 """
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from hygie.core.enroll.align import Alignment
 from hygie.core.enroll.config import EnrollConfig
 from hygie.core.errors import MediaError
 from hygie.core.face import geometry as G
-from hygie.core.media.decode import iter_video_frames
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,19 @@ class CropPlan:
     mean_canonical: np.ndarray  # (478, 3)
 
 
-def plan_crops(al: Alignment, cfg: EnrollConfig, fps: float) -> CropPlan:
-    """Crop geometry at native resolution (median IOD in pixels) and which frames enter the database."""
+def plan_crops(al: Alignment, cfg: EnrollConfig, fps: float, loop: tuple[int, int] | None = None) -> CropPlan:
+    """Crop geometry at native resolution and which frames enter the database.
+
+    The scale is the median IOD in pixels, and never below the idle loop's own [first, end): the
+    crops are pasted there, and a crop stored smaller than that face would be upscaled on every
+    frame (with several recordings the faces differ in size).
+    """
     sub = al.rows
     all_lm, canon = al.landmarks, al.canon
-    iod_px = np.linalg.norm(all_lm[sub][:, 33, :2] - all_lm[sub][:, 263, :2], axis=1)
-    px_per_iod = float(np.median(iod_px))
+    iod_all = np.linalg.norm(all_lm[:, 33, :2] - all_lm[:, 263, :2], axis=1)
+    px_per_iod = float(np.median(iod_all[sub]))
+    if loop is not None:
+        px_per_iod = max(px_per_iod, float(np.nanmedian(iod_all[loop[0]:loop[1]])))
     mean_canon = np.nanmean(canon[sub], axis=0)
     origin, crop_size = crop_geometry(mean_canon[G.MOUTH_REGION, :2], px_per_iod, cfg.crop_margin)
 
@@ -75,46 +83,43 @@ def plan_crops(al: Alignment, cfg: EnrollConfig, fps: float) -> CropPlan:
     return CropPlan(db_idx, affines, pts, origin, crop_size, px_per_iod, mean_canon)
 
 
-def cut_crops(srcs: list, plan: CropPlan, loop: tuple[int, int], cfg: EnrollConfig) -> tuple[list[bytes], list[bytes]]:
-    """Pass 2: JPEG mouth crops of the database frames and JPEG frames of the idle loop [first, end)."""
-    import cv2
-    from tqdm import tqdm
+def cut_crops(srcs: list, plan: CropPlan, loop: tuple[int, int],
+              cfg: EnrollConfig) -> tuple[list[bytes], list[bytes], np.ndarray]:
+    """Pass 2: JPEG mouth crops of the database frames, JPEG frames of the idle loop [first, end),
+    and (M, 3) the Lab colour of the skin around each crop's mouth."""
+    import cv2  # noqa: F401  (fail early where OpenCV is missing)
+
+    from hygie.core.enroll.cut import cut_video
+    from hygie.core.media.probe import probe_video
+    from hygie.core.render.conditions import LIP_MARGIN
 
     t_a, t_b = loop
-    n = sum(len(s.track.times) for s in srcs)
-    db_set = set(plan.frames.tolist())
+    M = len(plan.frames)
+    crops: list[bytes | None] = [None] * M
+    skin = np.full((M, 3), np.nan, np.float32)
     tpl_blobs: list[bytes] = []
-    pos = {int(i): j for j, i in enumerate(plan.frames)}
-    enc = [int(cv2.IMWRITE_JPEG_QUALITY), cfg.jpeg_quality]
-    tenc = [int(cv2.IMWRITE_JPEG_QUALITY), cfg.template_jpeg_quality]
-    crops: list[bytes | None] = [None] * len(plan.frames)
     base = 0
-    with tqdm(total=n, desc="mouth crops", unit="frame") as bar:
-        for vi, s in enumerate(srcs):
-            k = 0
-            for t, frame in iter_video_frames(s.path, end=s.end):
-                if k >= len(s.track.times):
-                    break
-                # frames are matched to pass 1 by order: the same decoder gives the same frames and times
-                if abs(t - s.track.times[k]) > 1e-3:
-                    raise MediaError(f"{s.path}: frame {k} decodes at {t:.3f} s now but at {s.track.times[k]:.3f} s "
-                                     "in the first pass; the file changed during enrollment. Run it again.")
-                gi = base + k
-                if gi in db_set:
-                    c = cv2.warpAffine(frame, plan.affines[pos[gi]], plan.size, flags=cv2.INTER_CUBIC,
-                                       borderMode=cv2.BORDER_REPLICATE)
-                    crops[pos[gi]] = cv2.imencode(".jpg", c, enc)[1].tobytes()
-                if t_a <= gi < t_b:
-                    tpl_blobs.append(cv2.imencode(".jpg", frame, tenc)[1].tobytes())
-                k += 1
-                bar.update(1)
-            base += len(s.track.times)
+    for s in srcs:
+        nv = len(s.track.times)
+        mine = np.flatnonzero((plan.frames >= base) & (plan.frames < base + nv))
+        local = {int(plan.frames[j] - base): j for j in mine}
+        tpl_k = [k - base for k in range(t_a, t_b) if base <= k < base + nv]
+        c_, t_, l_ = cut_video(str(s.path), s.track.times, {k: plan.affines[j] for k, j in local.items()},
+                               {k: plan.points[j] for k, j in local.items()}, tpl_k, plan.size, cfg.jpeg_quality,
+                               cfg.template_jpeg_quality, probe_video(s.path).duration, LIP_MARGIN * plan.px_per_iod,
+                               workers=cfg.workers, desc=f"mouth crops {s.path.name}", end=getattr(s, "end", None))
+        for k, j in local.items():
+            crops[j] = c_.get(k)
+            if k in l_:
+                skin[j] = l_[k]
+        tpl_blobs += [t_[k] for k in tpl_k if k in t_]
+        base += nv
     missing = [j for j, c in enumerate(crops) if c is None]
     if missing:
         raise MediaError(f"{len(missing)} frames could not be decoded a second time; the file changed or is corrupt.")
     if len(tpl_blobs) != t_b - t_a:
         raise MediaError("the idle-loop frames could not be decoded again; the file changed or is corrupt.")
-    return [c for c in crops if c is not None], tpl_blobs
+    return [c for c in crops if c is not None], tpl_blobs, skin
 
 
 def pack(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:

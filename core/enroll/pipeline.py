@@ -8,6 +8,7 @@
     choose_idle_loop  the stillest stretch of one video
     plan_crops        crop geometry and the database frames
     cut_crops         pass 2: decode again, cut crops and loop frames  -> mouths.npz, template.npz
+                      (and each crop's skin light: the report's mixed-light section, retrieval)
     (track)           per-frame landmarks, pose, shapes                -> track.npz
     write_report      report.html from what is in memory
 Everything is written into a hidden folder beside the target and renamed into place at the end.
@@ -35,6 +36,7 @@ from hygie.core.outputs import check_output, is_avatar_package
 from hygie.core.package.files import save_npz
 from hygie.core.package.writer import PackageWriter
 from hygie.core.provenance import consent
+from hygie.core.render.conditions import source_light
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,15 @@ def track_arrays(al: Alignment, pca: MouthPCA, plan: CropPlan) -> dict[str, np.n
 def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force: bool = False) -> Path:
     cfg = cfg or EnrollConfig()
     t_start = time.time()
+    # where the time goes: wall seconds per stage (the landmark pass adds its workers' CPU split)
+    split: dict[str, float] = {}
+    t_mark = [time.perf_counter()]
+
+    def mark(stage: str) -> None:
+        now = time.perf_counter()
+        split[stage] = split.get(stage, 0.0) + now - t_mark[0]
+        t_mark[0] = now
+
     videos = [Path(v) for v in videos]
     if not videos:
         raise HygieError("give at least one video.")
@@ -67,6 +78,10 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
     writer = PackageWriter(out, force=force)
     try:
         srcs = read_sources(videos, cfg)
+        mark("probe, audio, landmark pass")
+        for s in srcs:
+            for k, sec in (s.track.seconds or {}).items():
+                split[f"landmark pass CPU: {k}"] = split.get(f"landmark pass CPU: {k}", 0.0) + sec
         fps = srcs[0].fps
         masks, stats_all = check_footage(srcs, cfg)
         al = align_sources(srcs, masks)
@@ -79,13 +94,19 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
                                            cfg.template_seconds)
         log.info("idle loop: %s %.1f–%.1f s (%d frames, ping-pong)", srcs[t_vid].path.name, al.times[t_a],
                  al.times[t_b - 1], t_b - t_a)
-        plan = plan_crops(al, cfg, fps)
-        crop_blobs, loop_blobs = cut_crops(srcs, plan, (t_a, t_b), cfg)
+        plan = plan_crops(al, cfg, fps, loop=(t_a, t_b))
+        mark("alignment, PCA, features, idle loop")
+        crop_blobs, loop_blobs, skin = cut_crops(srcs, plan, (t_a, t_b), cfg)
+        mark("crop pass (decode again, crops, JPEG)")
+        light, light_warn = source_light(skin, al.video[plan.frames], [s.path.name for s in srcs])
+        for w in light_warn:
+            log.warning("%s", w)
 
         jb, jo = pack(crop_blobs)
         db_idx = plan.frames
         mouths = dict(jpeg=jb, offsets=jo, frame=db_idx.astype(np.int64), points=plan.points,
-                      coeffs=pca.coeffs[db_idx], affine=plan.affines, opening=al.opening[db_idx].astype(np.float32))
+                      coeffs=pca.coeffs[db_idx], affine=plan.affines, opening=al.opening[db_idx].astype(np.float32),
+                      skin_lab=skin)
         save_npz(writer.path("mouths.npz"), **mouths)
         tb_, to_ = pack(loop_blobs)
         t_sl = slice(t_a, t_b)
@@ -94,6 +115,7 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
                  lips_z=al.lips_z[t_sl].astype(np.float32))
         track = track_arrays(al, pca, plan)
         save_npz(writer.path("track.npz"), **track)
+        mark("write arrays")
 
         elapsed = time.time() - t_start
         K = pca.k
@@ -117,6 +139,7 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
             "crop": {"size": list(plan.size), "origin": plan.origin.tolist(), "px_per_iod": plan.px_per_iod,
                      "n_mouths": int(len(db_idx))},
             "template": {"video": t_vid, "first_frame": int(t_a), "frames": int(t_b - t_a), "loop": "ping-pong"},
+            "light": {"sources": light, "warnings": light_warn},
             "audio": cfg.mel.to_dict(),
             "enroll_seconds": round(elapsed, 1),
             "licence": cfg.licence or LICENCE_NOTE,
@@ -128,6 +151,8 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
 
         write_report(writer.path("report.html"), meta, track=track, pca=pca.arrays(), mouths=mouths,
                      srcs=[(s.path.name, s.audio) for s in srcs])
+        mark("report")
+        meta["enroll_split_s"] = {k: round(v, 2) for k, v in split.items()}
         path = writer.commit(meta)
     except OSError as e:
         writer.abort()

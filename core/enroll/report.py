@@ -98,6 +98,10 @@ def write_report(out: Path, meta: dict, track: dict[str, np.ndarray], pca: dict[
     ax.set_title("mouth database: closed → wide open (real crops)", fontsize=9)
     sections.append(("Mouth crops", _img_tag(_png(fig), "mouths")))
 
+    light = meta.get("light")
+    if light and "skin_lab" in mouths:
+        sections.append(("Light and colour of each recording", _light_section(light, mouths, track)))
+
     rows = [
         ("Sources", ", ".join(f"{s['name']} ({s['frames']} frames, {s['duration_s']:.0f} s)" for s in meta["sources"])),
         ("Frame size / fps", f"{meta['frame_size'][0]}×{meta['frame_size'][1]} @ {meta['fps']:.2f}"),
@@ -114,9 +118,43 @@ def write_report(out: Path, meta: dict, track: dict[str, np.ndarray], pca: dict[
     table = "".join(f"<tr><th>{html.escape(a)}</th><td>{html.escape(b)}</td></tr>" for a, b in rows)
     body = "".join(f"<h2>{html.escape(h2)}</h2>{c}" for h2, c in sections)
     verdict = "good" if meta["coverage"] >= 0.95 and meta["n_usable"] / meta["fps"] >= 180 else "usable, see warnings"
+    if light and light.get("warnings"):
+        verdict = "usable, see warnings"
     out.write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>Hygie Avatar enrollment report</title>"
         "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
         "th{text-align:left;padding-right:1em;vertical-align:top}img{max-width:100%}</style></head><body>"
         f"<h1>Enrollment report</h1><p>Recording quality: <b>{verdict}</b></p>{warn}<table>{table}</table>{body}</body></html>"
     )
+
+
+def _light_section(light: dict, mouths: dict, track: dict) -> str:
+    """Skin brightness over time and skin colour per recording (from the database crops), with warnings."""
+    import matplotlib.pyplot as plt
+
+    lab = mouths["skin_lab"]
+    frame = mouths["frame"]
+    vid, t = track["video"][frame], track["times"][frame]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3), gridspec_kw={"width_ratios": [2, 1]})
+    for k, s in enumerate(light["sources"]):
+        m = (vid == k) & np.isfinite(lab).all(1)
+        a1.plot(t[m], lab[m, 0], ".", ms=2, label=s["name"])
+        a2.plot(lab[m, 2], lab[m, 1], ".", ms=2, alpha=0.5)
+    a1.set_xlabel("time in its recording (s)")
+    a1.set_ylabel("skin brightness L*")
+    a1.legend(fontsize=7, markerscale=4)
+    a2.set_xlabel("b* (blue – yellow)")
+    a2.set_ylabel("a* (green – red)")
+    a1.set_title("skin around the mouth, every mouth in the database", fontsize=9)
+    a2.set_title("skin colour per recording", fontsize=9)
+    rows = "".join(
+        f"<tr><td>{html.escape(s['name'])}</td><td>{s.get('L', float('nan')):.1f}</td><td>{s.get('a', float('nan')):.1f}</td>"
+        f"<td>{s.get('b', float('nan')):.1f}</td><td>{s.get('L_p5', float('nan')):.1f}–{s.get('L_p95', float('nan')):.1f}</td></tr>"
+        for s in light["sources"])
+    table = ("<table><tr><th>recording</th><th>L*</th><th>a*</th><th>b*</th><th>L* 5–95 %</th></tr>"
+             f"{rows}</table>")
+    warn = "".join(f"<p><b>Warning:</b> {html.escape(w)}</p>" for w in light.get("warnings", []))
+    note = ("<p>Each pasted mouth is relit with the idle frame's own light (a smooth per-channel ratio "
+            "measured on the skin around the mouth), and mouths from recordings lit like the idle loop "
+            "are preferred; lip colour and contrast of another recording cannot be relit.</p>")
+    return _img_tag(_png(fig), "light") + table + warn + (note if warn else "")

@@ -6,13 +6,14 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from hygie.core.errors import MediaError
-from hygie.core.media.decode import iter_video_frames
-from hygie.core.media.probe import probe_video
+from hygie.core.media.decode import iter_decoded, upright
+from hygie.core.media.probe import probe_video, quarter_turns
 
 log = logging.getLogger(__name__)
 
@@ -25,21 +26,45 @@ class LandmarkTrack:
     grey: np.ndarray  # (N,) fraction of the frame with no colour (damaged-frame detector)
     block: np.ndarray  # (N,) 8x8 blockiness ratio (damaged-frame detector)
     other_face: np.ndarray  # (N,) size of the largest other face relative to the tracked one (0 = none)
+    seconds: dict | None = None  # CPU seconds per stage of the pass (decode, convert, landmarks, damage)
 
 
-def frame_damage_stats(frame: np.ndarray) -> tuple[float, float]:
-    """(grey fraction, blockiness). Decoder garbage is flat grey or blocky at 8x8/16x16 boundaries."""
+def frame_damage_stats(frame: np.ndarray, luma: np.ndarray | None = None, rgb: bool = False) -> tuple[float, float]:
+    """(grey fraction, blockiness). Decoder garbage is flat grey or blocky at 8x8/16x16 boundaries.
+
+    `frame` may be a downscaled copy (the grey fraction is a proportion); blockiness needs the coded
+    resolution: pass the decoder's own luma plane as `luma` (no colour conversion needed).
+    """
     import cv2
 
-    small = frame[::2, ::2]
-    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
+    step = max(2, frame.shape[0] // 180)  # ~180 rows of samples
+    small = np.ascontiguousarray(frame[::step, ::step])
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV if rgb else cv2.COLOR_BGR2HSV)
     grey = float(np.mean(hsv[..., 1] < 12))
-    g = frame[..., 1].astype(np.float32)
-    dx = np.abs(np.diff(g, axis=1))
-    w = dx.shape[1] - dx.shape[1] % 8
-    cols = dx[:, :w].reshape(dx.shape[0], -1, 8).mean(axis=(0, 1))
+    # a subset of rows (the same statistic), 8-bit absolute differences summed per column
+    src = luma if luma is not None else frame[..., 1]
+    g = src[:: max(2, src.shape[0] // 270)]
+    dx = cv2.absdiff(g[:, 1:], g[:, :-1])
+    col = dx.sum(axis=0, dtype=np.int64)
+    w = len(col) - len(col) % 8
+    cols = col[:w].reshape(-1, 8).mean(axis=0) / g.shape[0]
     block = float(cols[7] / (np.median(cols[:7]) + 1e-3))  # jump across 8-px boundaries vs inside blocks
     return grey, block
+
+
+# FaceMesh's landmark model sees the face at 192x192: a frame taller than this is scaled down
+# (in the decoder's own colour conversion, one pass) before detection, and the landmarks mapped
+# back; a 1080p face of 400 px stays above 250 px.
+LANDMARK_MAX_HEIGHT = 720
+_TIMERS = ("decode", "convert", "landmarks", "damage")
+
+
+def _luma(fr) -> np.ndarray | None:
+    """The decoded frame's 8-bit luma plane as an array (no copy of the picture), or None."""
+    if fr.format.name not in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12"):
+        return None
+    p = fr.planes[0]
+    return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
 
 
 _progress: "mp.Queue | None" = None
@@ -61,19 +86,49 @@ def _worker(args: tuple[str, float, float | None, int]) -> dict[str, np.ndarray]
 
     progress = _progress
     times, lms, nf, greys, blocks, other = [], [], [], [], [], []
+    spent = dict.fromkeys(_TIMERS, 0.0)
+    clock = time.perf_counter
     done = 0
     with FaceTracker() as tr:
-        for t, img in iter_video_frames(path, threads=threads, start=t0, end=t1):
+        frames = iter_decoded(path, threads=threads, start=t0, end=t1)
+        while True:
+            a = clock()
+            item = next(frames, None)
+            b_ = clock()
+            spent["decode"] += b_ - a
+            if item is None:
+                break
             if os.getppid() != _parent:  # the parent was killed outright: stop, never run on as an orphan
                 os._exit(1)
-            r = tr.process(img)
+            t, fr = item
+            W, H = fr.width, fr.height
+            s = min(1.0, LANDMARK_MAX_HEIGHT / H)
+            w, h = (W, H) if s == 1.0 else (int(round(W * s / 2)) * 2, int(round(H * s / 2)) * 2)
+            rgb = fr.to_ndarray(format="rgb24", width=w, height=h, interpolation=None if s == 1.0 else "FAST_BILINEAR")
+            luma = _luma(fr)
+            turns = quarter_turns(getattr(fr, "rotation", 0))
+            if turns:  # as players show it (phones): landmarks in the upright picture
+                rgb, luma = upright(rgb, fr), None
+                W, H = (H, W) if turns % 2 else (W, H)
+                w, h = rgb.shape[1], rgb.shape[0]
+            c_ = clock()
+            r = tr.process_rgb(rgb)
+            d_ = clock()
             times.append(t)
-            lms.append(r.landmarks.astype(np.float32) if r.landmarks is not None else np.full((478, 3), np.nan, np.float32))
+            lm = r.landmarks.astype(np.float32) if r.landmarks is not None else np.full((478, 3), np.nan, np.float32)
+            if s != 1.0:
+                lm[:, 0] *= W / w
+                lm[:, 1] *= H / h
+                lm[:, 2] *= W / w
+            lms.append(lm)
             nf.append(r.n_faces)
             other.append(r.other_size)
-            g, b = frame_damage_stats(img)
+            g, bk = frame_damage_stats(rgb, luma, rgb=True)
             greys.append(g)
-            blocks.append(b)
+            blocks.append(bk)
+            spent["convert"] += c_ - b_
+            spent["landmarks"] += d_ - c_
+            spent["damage"] += clock() - d_
             done += 1
             if progress is not None and done % 25 == 0:
                 progress.put(25)
@@ -81,7 +136,7 @@ def _worker(args: tuple[str, float, float | None, int]) -> dict[str, np.ndarray]
         progress.put(done % 25)
     return dict(times=np.array(times), landmarks=np.stack(lms) if lms else np.zeros((0, 478, 3), np.float32),
                 n_faces=np.array(nf, np.int16), grey=np.array(greys, np.float32), block=np.array(blocks, np.float32),
-                other_face=np.array(other, np.float32))
+                other_face=np.array(other, np.float32), **{f"t_{k}": np.array([v]) for k, v in spent.items()})
 
 
 def _drain(q: "mp.Queue", bar) -> None:
@@ -117,10 +172,14 @@ def track_video(path: str, workers: int | None = None, progress_desc: str = "fac
         parts = res.get()
         _drain(q, bar)
     q.close()
+    # CPU seconds per stage, summed over the workers (the enrollment bench prints the split)
+    spent = {k: float(sum(p.pop(f"t_{k}")[0] for p in parts)) for k in _TIMERS}
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if len(merged["times"]) == 0:
         raise MediaError(f"{path}: no video frame could be decoded. The file is corrupt or truncated.")
     order = np.argsort(merged["times"], kind="stable")
     t = merged["times"][order]
     keep = np.concatenate([[True], np.diff(t) > 1e-6])  # drop duplicates at the slice seams
-    return LandmarkTrack(**{k: v[order][keep] for k, v in merged.items()})
+    track = LandmarkTrack(**{k: v[order][keep] for k, v in merged.items()})
+    track.seconds = spent
+    return track

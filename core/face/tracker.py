@@ -52,8 +52,11 @@ class FaceTracker:
         self.close()
 
     def process(self, frame_bgr: np.ndarray) -> FaceResult:
-        h, w = frame_bgr.shape[:2]
-        rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
+        return self.process_rgb(np.ascontiguousarray(frame_bgr[:, :, ::-1]))
+
+    def process_rgb(self, rgb: np.ndarray) -> FaceResult:
+        """Landmarks of an RGB frame (what MediaPipe takes: no channel swap), in its pixels."""
+        h, w = rgb.shape[:2]
         res = self._mesh.process(rgb)
         faces = res.multi_face_landmarks or []
         if not faces:

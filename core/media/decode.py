@@ -26,6 +26,25 @@ def iter_video_frames(path: str | os.PathLike, threads: int = 2, start: float = 
 
     Corrupt packets are skipped and logged. Raises MediaError when the whole file yields no frame.
     """
+    for t, fr in iter_decoded(path, threads, start, end):
+        yield t, upright(fr.to_ndarray(format="bgr24"), fr)
+
+
+def upright(img: np.ndarray, fr) -> np.ndarray:
+    """A converted picture of decoded frame `fr` (or a picture cut from it) as players show it:
+    its rotation tag (phones) applied."""
+    turns = quarter_turns(getattr(fr, "rotation", 0))
+    return np.ascontiguousarray(np.rot90(img, turns)) if turns else img
+
+
+def iter_decoded(path: str | os.PathLike, threads: int = 2, start: float = 0.0,
+                 end: float | None = None) -> Iterator[tuple[float, "av.VideoFrame"]]:
+    """The same frames and times as `iter_video_frames`, as decoded PyAV frames (no colour conversion,
+    rotation tag not applied: see `upright`).
+
+    For callers that need only part of a frame, or a smaller copy: converting a whole 1080p frame
+    to BGR costs more than cutting a mouth crop from the decoder's own planes.
+    """
     import av
 
     with open_media(path) as c:
@@ -58,11 +77,7 @@ def iter_video_frames(path: str | os.PathLike, threads: int = 2, start: float = 
                     continue
                 if end is not None and t >= end - 1e-6:
                     break
-                img = fr.to_ndarray(format="bgr24")
-                turns = quarter_turns(getattr(fr, "rotation", 0))
-                if turns:
-                    img = np.ascontiguousarray(np.rot90(img, turns))
-                yield t, img
+                yield t, fr
                 n += 1
             else:
                 continue

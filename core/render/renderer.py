@@ -24,7 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hygie.core.face import geometry as G
-from hygie.core.render.blend import BlendConfig, blend_into_fast, crop_alpha
+from hygie.core.render import relight as RL
+from hygie.core.render.blend import BlendConfig, blend_into_fast, blend_u8, crop_alpha
+from hygie.core.render.conditions import (LIP_MARGIN, Conditions, SourceCost, forward_axis, iod_pixels,
+                                          template_conditions)
 from hygie.core.render.jpeg import decode_jpeg_blob
 from hygie.core.render.retrieval import MouthRetriever, RetrievalConfig
 from hygie.core.render.template import OutputTransform, TemplateLoop
@@ -40,6 +43,11 @@ class RendererConfig:
     fit: str = "letterbox"  # or "crop": how a differently shaped output is filled
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
+    relight: RL.RelightConfig = field(default_factory=RL.RelightConfig)
+    # warp the crop straight to output pixels (one resampling); False = warp at the template's
+    # native size, then scale the box to the output (two resamplings, the second bilinear)
+    warp_at_output: bool = True
+    coarse_maps: bool = True  # HD boxes: warp maps on a half-resolution grid (warp.py)
     crop_cache: int = 512  # decoded database crops kept (a crop is ~20-60 kB)
     jaw_follow: float = 0.5  # how much the skin points (chin, cheeks) follow the requested mouth (0 = template's own)
     # per-frame weight of the new skin offset (1 = none): skin moves smoothly in reality, while a
@@ -48,17 +56,28 @@ class RendererConfig:
     template_memory_mb: float = 384.0
 
 
-def crop_thumbnails(jpeg: np.ndarray, offsets: np.ndarray, size: tuple[int, int] = (21, 18)) -> np.ndarray:
-    """(M, w*h) mean-removed grey thumbnails of every database crop, for the retrieval's appearance term."""
+def crop_thumbnails(jpeg: np.ndarray, offsets: np.ndarray, size: tuple[int, int] = (21, 18),
+                    points: np.ndarray | None = None, margin_px: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """(M, w*h) mean-removed grey thumbnails of every database crop (the retrieval's appearance
+    term) and, given the crops' region points, (M, 3) the Lab colour of the skin around each mouth."""
     import cv2
+
+    from hygie.core.render.conditions import skin_lab
 
     n = len(offsets) - 1
     out = np.zeros((n, size[0] * size[1]), np.float32)
+    lab = None if points is None else np.zeros((n, 3), np.float32)
+    mode = cv2.IMREAD_REDUCED_GRAYSCALE_2 if points is None else cv2.IMREAD_REDUCED_COLOR_2  # half-size decode: faster
     for i in range(n):
-        g = cv2.imdecode(jpeg[offsets[i]:offsets[i + 1]], cv2.IMREAD_REDUCED_GRAYSCALE_2)  # half-size decode: faster
+        img = cv2.imdecode(jpeg[offsets[i]:offsets[i + 1]], mode)
+        if lab is not None:
+            lab[i] = skin_lab(img, points[i] * 0.5, points[i, : len(G.LIPS_OUTER)] * 0.5, margin_px * 0.5)
+            g = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        else:
+            g = img
         t = cv2.resize(g, size, interpolation=cv2.INTER_AREA).astype(np.float32).ravel() * (1.0 / 255.0)
         out[i] = t - t.mean()
-    return out
+    return out, lab
 
 
 class Renderer:
@@ -75,10 +94,19 @@ class Renderer:
         crop = avatar.meta["crop"]
         self.crop_size = (int(crop["size"][0]), int(crop["size"][1]))
         self.feather_px = self.cfg.blend.feather * float(crop["px_per_iod"])
-        thumbs = crop_thumbnails(self.jpeg, self.offsets) if self.cfg.retrieval.look > 0 else None
-        self.retriever = MouthRetriever(m["coeffs"], m["frame"], N_LIPS, self.cfg.retrieval, thumbs)
+        rc = self.cfg.retrieval
+        want_lab = rc.light > 0 and "skin_lab" not in m
+        thumbs, lab = (crop_thumbnails(self.jpeg, self.offsets, points=self.points if want_lab else None,
+                                       margin_px=LIP_MARGIN * float(crop["px_per_iod"]))
+                       if rc.look > 0 or want_lab else (None, None))
+        if rc.look <= 0:
+            thumbs = None
+        if "skin_lab" in m:
+            lab = m["skin_lab"].astype(np.float32)
+        self.retriever = MouthRetriever(m["coeffs"], m["frame"], N_LIPS, rc, thumbs)
         # bicubic keeps the real mouth's sharpness when it is resampled (bilinear measured 0.70 of real)
-        self.warper = PiecewiseAffineWarper(delaunay(self.points.mean(0)), interpolation=cv2.INTER_CUBIC)
+        self.warper = PiecewiseAffineWarper(delaunay(self.points.mean(0)), interpolation=cv2.INTER_CUBIC,
+                                            coarse_above=96 if self.cfg.coarse_maps else 1 << 30)
         self.tf = OutputTransform.fit(avatar.frame_size, out_size, self.cfg.fit)
         self.size = self.tf.size
         self.loop = TemplateLoop(avatar, self.tf, self.cfg.template_memory_mb)
@@ -89,6 +117,10 @@ class Renderer:
         self._proj = np.stack([self._projection(G.Similarity.from_array(p)) for p in t["pose"]]).astype(np.float32)
         self._lips_z = t["lips_z"].astype(np.float32)
         self._surround = t["landmarks"][:, G.MOUTH_SURROUND, :2].astype(np.float32)
+        # the template's own outer lips (output pixels) and face scale, for the relight's skin mask
+        self._tpl_lips_out = self.tf.points(t["landmarks"][:, G.LIPS_OUTER, :2].astype(np.float32))
+        self._tpl_iod_out = self.tf.scale * np.linalg.norm(
+            t["landmarks"][:, G.EYE_OUTER[0], :2] - t["landmarks"][:, G.EYE_OUTER[1], :2], axis=1).astype(np.float32)
         self._native_hw = (avatar.frame_size[1], avatar.frame_size[0])
         # idle: the person's real closed mouth, held still: the median shape of the idle footage
         tr = avatar.track
@@ -96,9 +128,23 @@ class Renderer:
         self.closed_coeffs = avatar.closed_coeffs
         self._tpl_coeffs = np.where(np.isfinite(tc_all), tc_all, self.closed_coeffs)
         self._jaw = self._fit_skin_model(m["coeffs"], float(crop["px_per_iod"]))
+        self._db_open = m["opening"].astype(np.float32) if "opening" in m else None
+        self.source_cost: SourceCost | None = None
+        if rc.pose > 0 or rc.light > 0 or rc.scale > 0:
+            src_pose = tr["pose"][m["frame"]]
+            mc = Conditions(forward_axis(src_pose), iod_pixels(src_pose),
+                            lab if lab is not None else np.full((len(src_pose), 3), np.nan, np.float32))
+            tc = (template_conditions(self.loop.native, t["landmarks"], t["pose"], LIP_MARGIN) if rc.light > 0 else
+                  Conditions(forward_axis(t["pose"]), iod_pixels(t["pose"]), np.full((len(t["pose"]), 3), np.nan, np.float32)))
+            self.source_cost = SourceCost(mc, tc, rc.pose, rc.light, rc.scale)
         self._crops: OrderedDict[int, np.ndarray] = OrderedDict()
         self._gain: np.ndarray | None = None
+        self._level: np.ndarray | None = None
+        self._ratio: np.ndarray | None = None
+        self._ratio_age = 0
         self._skin: np.ndarray | None = None
+        if self.cfg.relight.method not in RL.METHODS:
+            raise ValueError(f"relight method must be one of {RL.METHODS}, not {self.cfg.relight.method!r}")
         self.timings: dict[str, float] = {}
         self.last: dict = {}
         cv2.setUseOptimized(True)
@@ -139,6 +185,8 @@ class Renderer:
         """Forget the temporal state (a new utterance or stream)."""
         self.retriever.reset()
         self._gain = None
+        self._level = None
+        self._ratio = None
         self._skin = None
 
     def idle_frame(self, tick: int) -> np.ndarray:
@@ -197,7 +245,7 @@ class Renderer:
             self._crops.popitem(last=False)
         return c
 
-    def _to_output(self, patch: np.ndarray, x0: int, y0: int) -> tuple[np.ndarray, int, int] | None:
+    def _to_output(self, patch: np.ndarray, x0: int, y0: int) -> tuple[np.ndarray, int, int, None] | None:
         """Scale a native-resolution BGRA box to output pixels with the template's own transform."""
         import cv2
 
@@ -211,29 +259,93 @@ class Renderer:
             return None
         M = np.array([[tf.scale, 0, fx - X0], [0, tf.scale, fy - Y0]], np.float64)
         out = cv2.warpAffine(patch, M, (X1 - X0, Y1 - Y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        return out, X0, Y0
+        return out, X0, Y0, None
 
     def _render(self, lips: np.ndarray, coeffs: np.ndarray, tick: int) -> np.ndarray:
         t0 = time.perf_counter()
         p = self.retriever.prev
-        j = self.retriever.choose(coeffs)
-        # colour gain smoothed along a run of the same source footage, re-measured on a jump
+        j = self.retriever.choose(coeffs, self._bias(lips, tick))
+        # light/colour smoothed along a run of the same source footage, re-measured on a jump
         same_run = p >= 0 and (j == p or j == self.retriever.succ[p])
         t1 = time.perf_counter()
         dst = self._destination(lips, tick, coeffs, update=True)
+        dst_out = self.tf.points(dst).astype(np.float32)
         src = self.crop(j)
-        res = self.warper.warp(src, self.points[j], dst, self._native_hw)
-        placed = None
-        if res is not None:
-            placed = (res.patch, res.x0, res.y0) if self.tf.identity else self._to_output(res.patch, res.x0, res.y0)
+        if self.cfg.warp_at_output:
+            res = self.warper.warp(src, self.points[j], dst_out, (self.size[1], self.size[0]))
+            placed = None if res is None else (res.patch, res.x0, res.y0, res.cover)
+        else:
+            res = self.warper.warp(src, self.points[j], dst, self._native_hw)
+            placed = None
+            if res is not None:
+                placed = (res.patch, res.x0, res.y0, res.cover) if self.tf.identity else self._to_output(res.patch, res.x0, res.y0)
         t2 = time.perf_counter()
         out = self.loop.frame(tick).copy()
         alpha = None
         if placed is not None:
-            alpha, self._gain = blend_into_fast(out, *placed, self.cfg.blend,
-                                                prev_gain=self._gain if same_run else None)
+            alpha = self._composite(out, placed, dst_out, self.loop.index(tick), same_run)
         t3 = time.perf_counter()
         self.timings = {"retrieval": t1 - t0, "warp": t2 - t1, "blend": t3 - t2, "total": t3 - t0}
-        self.last = {"mouth": j, "template": self.loop.index(tick), "dst": self.tf.points(dst), "lips": lips,
+        self.last = {"mouth": j, "template": self.loop.index(tick), "dst": dst_out, "lips": lips,
                      "alpha": alpha, "x0": placed[1] if placed else 0, "y0": placed[2] if placed else 0}
         return out
+
+    def _bias(self, lips: np.ndarray, tick: int):
+        """Per-candidate cost beyond shape and time: source conditions, and a mouth too closed to open."""
+        src = self.source_cost.for_template(self.loop.index(tick)) if self.source_cost is not None else None
+        w_open = self.cfg.retrieval.open_deficit
+        if w_open <= 0 or self._db_open is None:
+            return src
+        want = float(G.mouth_opening(lips))
+
+        def cost(ids: np.ndarray) -> np.ndarray:
+            c = w_open * np.maximum(want - self._db_open[ids], 0.0)
+            return c + src(ids) if src is not None else c
+
+        return cost
+
+    def _composite(self, out: np.ndarray, placed: tuple, dst_out: np.ndarray, i: int, same_run: bool) -> np.ndarray:
+        """Relight the warped patch with the template frame's light and blend it into `out`; returns alpha."""
+        import cv2
+
+        patch_bgra, x0, y0, cover = placed
+        method = self.cfg.relight.method
+        if method == "gain":
+            alpha, self._gain = blend_into_fast(out, patch_bgra, x0, y0, self.cfg.blend,
+                                                prev_gain=self._gain if same_run else None)
+            return alpha
+        h, w = patch_bgra.shape[:2]
+        roi = out[y0:y0 + h, x0:x0 + w]
+        alpha = cv2.extractChannel(patch_bgra, 3)
+        patch = cv2.cvtColor(patch_bgra, cv2.COLOR_BGRA2BGR)
+        if method == "ratio":
+            rc = self.cfg.relight
+            if same_run and self._ratio is not None and self._ratio_age < rc.every - 1:
+                ratio = self._ratio  # the light has not moved since the last measure
+                self._ratio_age += 1
+            else:
+                off = np.array([x0, y0], np.float32)
+                lips = [dst_out[: len(G.LIPS_OUTER)] - off, self._tpl_lips_out[i] - off]
+                rf = RL.ratio_field(patch, roi, dst_out - off, lips, float(self._tpl_iod_out[i]), rc)
+                if rf is None:
+                    ratio = np.ones((2, 2, 3), np.float32) * (self._level if self._level is not None else 1.0)
+                else:
+                    ratio, level = rf
+                    if same_run and self._ratio is not None:
+                        # along one source run the light field moves smoothly: no shimmer from
+                        # re-measuring it (the grid follows the mouth box, so the last one is resized)
+                        prev = cv2.resize(self._ratio, (ratio.shape[1], ratio.shape[0]), interpolation=cv2.INTER_LINEAR)
+                        ratio = prev + rc.smooth * (ratio - prev)
+                    self._level = level
+                self._ratio, self._ratio_age = ratio, 0
+            RL.blend_ratio(roi, patch, alpha, ratio)
+        elif method == "lab":
+            band = cv2.inRange(alpha, int(self.cfg.blend.band[0] * 255) + 1, int(self.cfg.blend.band[1] * 255) - 1)
+            if cv2.countNonZero(band) >= 20:
+                patch = RL.lab_transfer(patch, roi, band)
+            blend_u8(roi, patch, alpha)
+        elif method == "multiband":
+            RL.multiband_blend(roi, patch, alpha)
+        elif method == "poisson":
+            RL.poisson_blend(out, patch, alpha, x0, y0)
+        return alpha

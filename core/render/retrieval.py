@@ -24,6 +24,11 @@ Temporal cost of candidate j, given the previous choice p (all terms in IOD unit
   never alternate frame to frame. With a constant request, once chosen the same
   entry (or a still better successor) wins every frame: no flicker.
 p and succ(p) are always scored even when not among the k nearest.
+
+The caller may add a per-candidate cost (`choose(coeffs, bias=...)`): the renderer uses it
+for how well the crop's source frame suits the template frame it is pasted into (head
+turn, skin light, face size; see renderer.SourceCost). It applies to every candidate,
+current run included, so a run that drifts away from the template's conditions ends.
 """
 from __future__ import annotations
 
@@ -43,6 +48,16 @@ class RetrievalConfig:
     jump: float = 0.008  # IOD; ~4x MediaPipe jitter: the warp fixes the shape, a new texture must earn its place
     look: float = 0.25  # IOD per unit of thumbnail RMS difference (used when thumbnails are given)
     stay: float = 0.003  # IOD; hysteresis in favour of the current run
+    # source conditions vs the template frame (renderer.SourceCost), in IOD per unit. Tuned on the
+    # 720p clips left out one at a time (docs/renderer.md): light 0.0015 brings the idle loop's own
+    # lip colour (lip ΔE 6.2 -> 2.2 where the loop comes from another recording) at an unchanged
+    # face-aligned stability; 6x the pose weight restricted candidates too much (streaks, jumps).
+    pose: float = 0.05  # per radian of out-of-plane head-turn difference
+    light: float = 0.0015  # per ΔE (Lab) of skin colour difference
+    scale: float = 0.01  # per octave the crop's source face is smaller than the template's (upscaling blur)
+    # per IOD the crop's mouth is less open than the request: the warp can stretch lips, but not
+    # invent the teeth and tongue of a mouth that was closed (it smears them into a dark blob)
+    open_deficit: float = 0.3
 
 
 class MouthRetriever:
@@ -79,8 +94,11 @@ class MouthRetriever:
         keep = ids[0] >= 0
         return ids[0][keep], np.sqrt(np.maximum(d2[0][keep], 0)) / self.norm
 
-    def choose(self, coeffs: np.ndarray) -> int:
-        """Database index for this frame's requested shape (updates the temporal state)."""
+    def choose(self, coeffs: np.ndarray, bias=None) -> int:
+        """Database index for this frame's requested shape (updates the temporal state).
+
+        bias: optional callable ids -> (len(ids),) cost in IOD added to every candidate.
+        """
         ids, dist = self.nearest(coeffs)
         q = np.asarray(coeffs, np.float32).ravel()
         p = self.prev
@@ -99,6 +117,8 @@ class MouthRetriever:
             cost = dist + np.where(cont, -self.cfg.stay, jump)
         else:
             cost = dist
+        if bias is not None:
+            cost = cost + bias(ids)
         # ties resolve to the lowest cost then lowest id: deterministic, so a constant input is stable
         j = int(ids[np.lexsort((ids, cost))[0]])
         self.prev = j
