@@ -19,6 +19,16 @@ def _collect(ai, seconds):
     return out
 
 
+def _collect_past(ai, player, tail_s=0.8, limit_s=30.0):
+    """Read until the player has finished and tail_s more (bounded): on a loaded machine pacat may
+    start late, and a fixed window would cut the speech off."""
+    out, t_limit = [], time.time() + limit_s
+    while player.poll() is None and time.time() < t_limit:
+        out.append(ai.read())
+        time.sleep(0.02)
+    return out + _collect(ai, tail_s)
+
+
 def test_unknown_device_lists_candidates(pulse):
     from hygie.core.audio.capture import resolve_device
     with pytest.raises(DeviceError) as e:
@@ -37,8 +47,8 @@ def test_records_real_speech_resampled_to_16k_with_timestamps(pulse):
         time.sleep(2.5)  # PulseAudio's first callback is slow: open early
         ai.read()
         t_play = time.perf_counter()
-        pulse.play_array(ref)
-        chunks = _collect(ai, 7.5)
+        player = pulse.play_array(ref)
+        chunks = _collect_past(ai, player)
     finally:
         ai.stop()
     x = np.concatenate([c.samples for c in chunks])
