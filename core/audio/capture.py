@@ -146,11 +146,17 @@ class _Capture:
         return float(np.min(t[recent] - self.anchor_idx[:n][recent] / self.rate))
 
 
+# A stream that stops calling back for this long is reopened. Long enough that a loaded machine's
+# stalls (the sound server starved for 0.5 s at load 12 on 2 cores) do not reset the stream, whose
+# first callback after a reopen takes 1-2 s on PulseAudio; short enough to recover from a restart.
+WATCHDOG_MS = 1500.0
+
+
 class AudioInput:
     """A microphone by name, resampled to 16 kHz, that survives unplugging."""
 
     def __init__(self, device: str | int | None = None, block_ms: float = 10.0, ring_seconds: float = 3.0,
-                 watchdog_ms: float = 500.0, open_grace_s: float = 4.0, max_backoff_s: float = 5.0):
+                 watchdog_ms: float = WATCHDOG_MS, open_grace_s: float = 4.0, max_backoff_s: float = 5.0):
         self.device = device
         self.block_ms = block_ms
         self.ring_seconds = ring_seconds

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hygie.core.audio.capture import WATCHDOG_MS
 from hygie.core.errors import HygieError
 from hygie.core.limits import MAX_FPS, check_duration, check_number, parse_size
 from hygie.core.user_dirs import config_dir
@@ -56,7 +57,7 @@ class AgentConfig:
     vad_margin_db: float = 6.0  # speech = level this far above the tracked noise floor
     vad_min_db: float = -55.0  # and above this absolute level (dBFS)
     vad_hangover_ms: float = 250.0  # keep "speaking" this long after the level drops
-    watchdog_ms: float = 500.0
+    watchdog_ms: float = WATCHDOG_MS  # no audio callback this long: reopen the input
     pump_ms: float = 8.0  # with a voice output, pass audio on this often between frames
     block_ms: float = 5.0  # audio callback block; smaller = fresher audio at each frame tick
     badge: bool = False  # visible "AI avatar" badge in a corner of the image
