@@ -65,9 +65,11 @@ class AudioPassthrough:
             self.line = VoiceLine(cfg)
             self.max_delay_s = max_delay_s
             self.buffer_s = buffer_s
-            # soxr aligns its output with its input (a linear-phase filter, delay compensated), so line
-            # sample j stands for 16 kHz sample j * 16000 / rate: one origin maps both
-            self.resampler = None if int(self.rate) == TARGET_RATE else LowDelayResampler(TARGET_RATE, int(self.rate))
+            # soxr aligns its output with its input (delay compensated), so line sample j stands for 16 kHz sample
+            # j * 16000 / rate: one origin maps both. Its cubic "QQ" holds 0.1 ms back, "MQ" 7-40 ms: the voice
+            # would come too late for its slot
+            self.resampler = None if int(self.rate) == TARGET_RATE else \
+                LowDelayResampler(TARGET_RATE, int(self.rate), quality="QQ")
             self.n16 = 0  # 16 kHz samples pushed
             self.probe = probe
             self.bias_s = 0.0  # measured arrival delay - scheduled delay (the server's part after the sink)
@@ -75,6 +77,7 @@ class AudioPassthrough:
             self.target_s: float | None = None
             self.writes = 0
             self.lat_log: deque[float] = deque(maxlen=2000)  # the output's queue before each block (pulse)
+            self.age_log: deque[float] = deque(maxlen=2000)  # how old the newest sample is when pushed
             self._run = False
             self._writer: threading.Thread | None = None
             self.stream = self._open_pulse() if backend == "pulse" else self._open(_sd())
@@ -146,6 +149,8 @@ class AudioPassthrough:
         not needed: the line finds quiet moments in the voice itself."""
         x = np.asarray(samples16k, np.float32)
         self.n16 += x.size
+        if t_last is not None and x.size:
+            self.age_log.append(time.perf_counter() - t_last)
         if self.probe is not None and t_last is not None and x.size:
             self._calibrate(x, t_last)
         if target_s is not None:
@@ -201,7 +206,9 @@ class AudioPassthrough:
                 "bias_ms": 1000 * self.bias_s, "probe_measures": getattr(self.probe, "n_measures", None),
                 "probe_used": len(self._measures),
                 "output_queue_ms": [round(float(v), 1) for v in np.percentile(1000 * np.array(self.lat_log), [5, 50, 95, 100])]
-                if self.lat_log else None}
+                if self.lat_log else None,
+                "push_age_ms": [round(float(v), 1) for v in np.percentile(1000 * np.array(self.age_log), [5, 50, 95, 100])]
+                if self.age_log else None}
 
     def close(self) -> None:
         if self.probe is not None:
