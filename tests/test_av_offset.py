@@ -8,7 +8,7 @@ from conftest import GRID_HELDOUT, need
 
 @pytest.mark.parametrize("shift_ms", [-90.0, 0.0, 45.0])
 def test_known_offset_is_read_back(shift_ms):
-    from bench_av_offset import offline_bias
+    from hygie.core.bench.av_offset import offline_bias
     from hygie.core.face import geometry as G
     from hygie.core.errors import PackageError
     from hygie.core.lips.model import LipModel

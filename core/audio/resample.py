@@ -31,7 +31,10 @@ def lowpass_min_phase(rate: float, cutoff_hz: float, taps: int = 255, beta: floa
 class LowDelayResampler:
     """Streaming `rate` -> `out_rate` (mono float32) with the `resample_chunk` API of soxr.ResampleStream."""
 
-    def __init__(self, rate: float, out_rate: int = 16000, cutoff_hz: float | None = None, taps: int = 255):
+    def __init__(self, rate: float, out_rate: int = 16000, cutoff_hz: float | None = None, taps: int = 255,
+                 quality: str | None = None):
+        """`quality`: soxr's, by default "QQ" after the low-pass (downsampling) and "MQ" otherwise; MQ holds
+        7-40 ms of output back (its block processing), so a live voice upsampled for output wants "QQ" (0.1 ms)."""
         import soxr
 
         self.rate, self.out_rate = float(rate), int(out_rate)
@@ -41,7 +44,7 @@ class LowDelayResampler:
             self.h = lowpass_min_phase(self.rate, cutoff_hz or 0.49 * self.out_rate, taps)
             self._tail = np.zeros(len(self.h) - 1, np.float64)
         self._rs = soxr.ResampleStream(self.rate, self.out_rate, 1, dtype="float32",
-                                       quality="QQ" if self.h is not None else "MQ")
+                                       quality=quality or ("QQ" if self.h is not None else "MQ"))
 
     def resample_chunk(self, x: np.ndarray, last: bool = False) -> np.ndarray:
         x = np.asarray(x, np.float32).ravel()

@@ -97,3 +97,16 @@ class SampleRing:
         n = max(0, min(n, self.write_pos - self.read_pos))
         self.read_pos += n
         return n
+
+    def at(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Samples at absolute integer `positions` (any order; for a reader that keys samples by time, not a
+        consumer: `read_pos` does not move), and which of them are valid (written and not yet overwritten)."""
+        pos = np.asarray(positions, np.int64)
+        wp = self.write_pos
+        ok = (pos < wp) & (pos >= wp - self.capacity + 1)
+        out = np.where(ok, self._buf[pos % self.capacity], 0.0).astype(np.float32)
+        # the writer may have lapped part of what we gathered meanwhile
+        if self.write_pos != wp:
+            ok &= pos >= self.write_pos - self.capacity + 1
+            out[~ok] = 0.0
+        return out, ok

@@ -1,29 +1,26 @@
 """Voice-vs-face offset measured where a call app sits, with the virtual mic and with the raw mic, in one run.
 
-    python tests/bench_av_offset.py --minutes 10 [--avatar PKG]
+    hygie bench av-offset --minutes 10 [--avatar PKG] [--audio SPEECH]
 
-A private PulseAudio plays held-out GRID speech (looped) into a null sink `v`: the microphone.
+A private PulseAudio plays speech (looped; default the bundled demo sentence, the project's figures use
+held-out GRID speech) into a null sink `v`: the microphone.
 The live agent records `v.monitor`, makes "Hygie Avatar Mic" and sends frames through the real
 camera API (the registered test backend). Two "call apps" record through PulseAudio at the same
 time: one the raw microphone (`v.monitor`, today's situation), one "Hygie Avatar Mic". The offset
 of each against the frames is estimated on sliding 10-s windows (hygie.core.live.av_offset), the
-mouth opening being the shape the agent asked the renderer for. Also prints fps, CPU and RSS.
+mouth opening being the shape the agent asked the renderer for. Also gives fps, CPU, RSS and the
+machine's load average each minute (a shared machine's load moves every figure).
 """
 from __future__ import annotations
 
-import argparse
-import json
+import logging
 import os
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-HELDOUT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grid_s1" / "heldout_2min.mp4"
+log = logging.getLogger(__name__)
 
 
 class PulseRecorder:
@@ -89,8 +86,8 @@ def run_offset_bench(minutes: float, avatar_path: str | None = None, audio_path:
                      fps: float = 30.0, progress: bool = False) -> dict:
     import psutil
 
-    import vcam_fixtures
-    from audio_fixtures import PulseServer
+    from hygie.core.bench import null_camera
+    from hygie.core.bench.private_pulse import PulseServer
     from hygie.core.face import geometry as G
     from hygie.core.live.agent import build_agent, close_all
     from hygie.core.live.config import AgentConfig
@@ -99,8 +96,9 @@ def run_offset_bench(minutes: float, avatar_path: str | None = None, audio_path:
     from hygie.core.live.virtual_mic import SOURCE_NAME
     from hygie.core.media.audio_file import load_audio
     from hygie.core.package.avatar import load_package
+    from hygie.core.package.bundled import demo_speech_path
 
-    audio = load_audio(audio_path or HELDOUT, 16000)
+    audio = load_audio(str(audio_path or demo_speech_path()), 16000)
     avatar = load_package(avatar_path)
     bias = offline_bias(avatar, audio[: 16000 * 60], fps)
     proc = psutil.Process()
@@ -116,10 +114,11 @@ def run_offset_bench(minutes: float, avatar_path: str | None = None, audio_path:
     stop = threading.Event()
     recs: dict[str, PulseRecorder] = {}
     rss: list[tuple[float, float]] = []
+    load: list[float] = []
     try:
         src = AudioInput("pulse", block_ms=5.0)
         cfg = AgentConfig(avatar=avatar_path, fps=fps, duration=minutes * 60, obs=False, virtual_mic=True,
-                          camera_backend=vcam_fixtures.BACKEND, report_every_s=30.0)
+                          camera_backend=null_camera.BACKEND, report_every_s=30.0)
 
         def on_frame(rec) -> None:
             c = rec.coeffs
@@ -128,7 +127,7 @@ def run_offset_bench(minutes: float, avatar_path: str | None = None, audio_path:
 
         agent, closers = build_agent(cfg, source=src, on_frame=on_frame)
         closed_open = float(G.mouth_opening(avatar.coeffs_to_lips(agent.renderer.closed_coeffs)))
-        backend = vcam_fixtures.RecordingBackend.instances[-1]
+        backend = null_camera.RecordingBackend.instances[-1]
         recs = {"virtual mic": PulseRecorder(SOURCE_NAME, minutes * 60 + 30),
                 "raw mic": PulseRecorder("v.monitor", minutes * 60 + 30)}
 
@@ -143,8 +142,9 @@ def run_offset_bench(minutes: float, avatar_path: str | None = None, audio_path:
         def sample() -> None:
             while not stop.is_set():
                 rss.append((time.time() - t0, proc.memory_info().rss / 2**20))
+                load.append(os.getloadavg()[0])
                 if progress:
-                    print(f"  {(time.time() - t0) / 60:5.1f} min  {agent.meters()}", flush=True)
+                    print(f"  {(time.time() - t0) / 60:5.1f} min  load {load[-1]:.1f}  {agent.meters()}", flush=True)
                 stop.wait(60)
         threading.Thread(target=sample, daemon=True).start()
         proc.cpu_percent(None)
@@ -163,7 +163,9 @@ def run_offset_bench(minutes: float, avatar_path: str | None = None, audio_path:
     ft = np.array([f[0] for f in frames])
     fo = np.array([f[1] for f in frames])
     result = {"minutes": minutes, "bias_ms": 1000 * bias, "frames": len(frames), "frames_at_camera": n_backend,
-              "agent": summary, "cpu_percent": cpu, "rss_mb": [round(r, 1) for _, r in rss]}
+              "agent": summary, "cpu_percent": cpu, "rss_mb": [round(r, 1) for _, r in rss],
+              "load_avg_1min": [round(x, 1) for x in load], "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+              "cores": os.cpu_count()}
     for name, r in recs.items():
         et, ed = r.series()
         w = offsets(ft, fo, et, ed, bias_s=bias)
@@ -185,26 +187,14 @@ def format_table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    import logging
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--avatar")
-    ap.add_argument("--audio")
-    ap.add_argument("--json", help="also write the full result here")
-    a = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    r = run_offset_bench(a.minutes, a.avatar, a.audio, progress=True)
-    if a.json:
-        Path(a.json).write_text(json.dumps(r, indent=1))
+def format_result(r: dict) -> str:
     s = r["agent"]
-    print(json.dumps({k: v for k, v in r.items() if k not in ("virtual mic", "raw mic")}, indent=1, default=str))
-    print(format_table(r))
-    print(f"fps {s['fps']:.2f} ({s['frames']} frames, {s['late_frames']} late) | mic->frame p50 "
-          f"{s['latency_p50_ms']:.0f} ms p95 {s['latency_p95_ms']:.0f} ms | CPU {r['cpu_percent']:.0f}% | "
-          f"RSS each minute {r['rss_mb']} MB | estimator bias {r['bias_ms']:+.1f} ms")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    load = r.get("load_avg_1min") or [0.0]
+    ms = lambda v: "n/a" if v is None else f"{v:.0f} ms"  # noqa: E731
+    return "\n".join([
+        format_table(r),
+        f"{r['minutes']:g} min | fps {s['fps']:.2f} ({s['frames']} frames, {s['late_frames']} late) | mic->frame p50 "
+        f"{ms(s['latency_p50_ms'])} p95 {ms(s['latency_p95_ms'])} | CPU {r['cpu_percent']:.0f}% of one core | "
+        f"RSS each minute {r['rss_mb']} MB | estimator bias {r['bias_ms']:+.1f} ms",
+        f"load average (1 min) each minute {load} (min {min(load):.1f}, max {max(load):.1f}) on {r['cores']} cores",
+        f"voice line: {s.get('voice')}"])
