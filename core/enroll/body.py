@@ -47,8 +47,13 @@ class BodyConfig:
     min_jump_s: float = 1.0  # a jump skips at least this much footage (shorter ones only stutter)
     fade: int = 4  # a jump cross-fades over this many frames (0: a plain cut)
     smooth_quantile: float = 0.9  # a jump's change, spread over the fade, <= this quantile of the footage's steps
+    spread_s: float = 0.0  # > 0: a frame's jumps land at least this far apart in the footage (0: the nearest)
+    fade_gain: float = 1.0  # share of the fade's spread a jump may use (1: the whole fade + 1 steps, halved)
+    loose: float = 1.0  # jumps up to this many times the threshold are kept (costlier: the walk prefers the others);
+    # footage made of separate takes needs them, or its takes become islands the walk cannot leave
     cut_quantile: float = 0.7  # a plain cut (no footage left to fade from) <= this quantile
-    footage_cut: float = 4.0  # a step this many times the footage's 95th percentile step is a cut in the footage
+    footage_cut: float = 0.0  # > 0: a step this many times the footage's 95th percentile step is a cut in the
+    # footage (no continuity across it). Off: on GRID (100 takes) it split the graph into islands
     blink_ratio: float = 0.55  # eyes "closed" below this fraction of their median opening
     blink_margin: int = 2  # frames around a blink (beyond the fade) where no jump starts or lands
 
@@ -271,6 +276,8 @@ def blink_frames(eye_open: np.ndarray, ratio: float, margin: int) -> tuple[np.nd
 def drop_footage_cuts(thumbs: np.ndarray, points: np.ndarray, succ: np.ndarray, cfg: BodyConfig) -> np.ndarray:
     """Successors without the footage's own cuts (an edited or concatenated recording): a step far larger
     than the footage's usual ones is not continuous motion, and the walk should not copy it."""
+    if cfg.footage_cut <= 0:
+        return succ
     F = _features(thumbs, points, succ)
     has = np.flatnonzero(succ >= 0)
     if not len(has):
@@ -307,7 +314,7 @@ def build_graph(thumbs: np.ndarray, points: np.ndarray, succ: np.ndarray, near_b
     has = succ >= 0
     nat = np.linalg.norm(F[has] - F[succ[has]], axis=1)
     q_fade = float(np.quantile(nat, cfg.smooth_quantile)) if len(nat) else 0.0
-    tau_fade = q_fade * max(1.0, (cfg.fade + 1) / 2)
+    tau_fade = q_fade * max(1.0, cfg.fade_gain * (cfg.fade + 1) / 2)
     tau_cut = float(np.quantile(nat, cfg.cut_quantile)) if len(nat) else 0.0
     ahead = run_ahead(succ)
     can_fade = ahead >= max(cfg.fade, 1) if cfg.fade > 0 else np.zeros(L, bool)
@@ -327,18 +334,32 @@ def build_graph(thumbs: np.ndarray, points: np.ndarray, succ: np.ndarray, near_b
         dyn = _dist(F[nxt], F, f2)  # j against the frame that would have come
         fade = can_fade[rows][:, None]
         cost = np.where(fade, dyn / (tau_fade or 1.0), vis / (tau_cut or 1.0))
-        bad = (cost > 1.0) | ~ok_target[None, :] | blocked[rows][:, None]
+        bad = (cost > cfg.loose) | ~ok_target[None, :] | blocked[rows][:, None]
         bad |= np.abs(pos[None, :] - nxt[:, None]) < min_jump
         cost = np.where(bad, np.inf, cost)
         k = min(cfg.neighbours, L - 1)
         if k <= 0:
             continue
-        top = np.argpartition(cost, k - 1, axis=1)[:, :k]
-        c = np.take_along_axis(cost, top, 1)
-        keep = np.isfinite(c)
-        src_l.append(np.repeat(rows, k).reshape(len(rows), k)[keep])
-        dst_l.append(top[keep])
-        cost_l.append(c[keep].astype(np.float32))
+        # the best targets, at most one per `spread_s` of footage: the nearest frames are often of the
+        # same moment, and jumps that only go back a little make loops, and islands the walk cannot leave
+        m = min(L - 1, 8 * k)
+        cand = np.argpartition(cost, m - 1, axis=1)[:, :m]
+        cc = np.take_along_axis(cost, cand, 1)
+        order = np.argsort(cc, axis=1, kind="stable")
+        cand, cc = np.take_along_axis(cand, order, 1), np.take_along_axis(cc, order, 1)
+        bucket = cand // max(1, int(cfg.spread_s * fps))
+        for r in range(len(rows)):
+            seen: set[int] = set()
+            for q in range(m):
+                if not np.isfinite(cc[r, q]) or len(seen) >= k:
+                    break
+                bk = int(bucket[r, q])
+                if bk in seen:
+                    continue
+                seen.add(bk)
+                src_l.append(rows[r:r + 1])
+                dst_l.append(cand[r, q:q + 1])
+                cost_l.append(cc[r, q:q + 1].astype(np.float32))
     js = np.concatenate(src_l) if src_l else np.zeros(0, np.int64)
     jd = np.concatenate(dst_l) if dst_l else np.zeros(0, np.int64)
     jc = np.concatenate(cost_l) if cost_l else np.zeros(0, np.float32)

@@ -33,6 +33,7 @@ class WalkerConfig:
     recent_s: float = 600.0  # a frame shown within this long counts as stale
     pool_switch: float = 0.6  # per-tick chance of leaving the wrong pool where a jump allows it
     top: int = 3  # a jump is drawn among this many best targets
+    cost_weight: float = 1.0  # how much a jump's visible change counts against staleness (12) and pool (6)
     seed: int = 0
 
 
@@ -161,15 +162,16 @@ class BodyWalker:
         stale = self._stale(to)
         # a stretch longer than a jump's spacing, shown within recent_s, would replay a whole window
         trapped = (g.trap_after_landing[to] >= 0.8 * c.max_run_s * self.fps) & (stale > 0)
-        score = cost + 12.0 * stale + 6.0 * np.abs(g.speak_ahead[to] - want) + 10.0 * used + 40.0 * trapped
+        score = c.cost_weight * cost + 12.0 * stale + 6.0 * np.abs(g.speak_ahead[to] - want) + 10.0 * used + 40.0 * trapped
         stay = np.inf if nxt < 0 else float(12.0 * self._stale(np.array([nxt]))[0] + 6.0 * abs(g.speak_ahead[nxt] - want))
         best_score = float(score.min())
         jump = nxt < 0
         if not jump and self.run >= c.min_run_s * self.fps:
             p = 1.0 / max(1.0, (c.run_s - c.min_run_s) * self.fps)
             if self.run + 1 + g.free_run[nxt] >= c.max_run_s * self.fps:
-                p = 1.0  # the last chance to jump before the run grows too long
-            jump = self.rng.random() < p and best_score < stay + 3.0
+                jump = True  # the last chance to jump before the run grows too long
+            else:
+                jump = self.rng.random() < p and best_score < stay + 3.0
         if not jump and best_score + 3.0 < stay:  # the voice changed pools, or this stretch was shown lately
             jump = self.rng.random() < c.pool_switch
         if not jump:
