@@ -33,6 +33,7 @@ class WalkerConfig:
     recent_s: float = 600.0  # a frame shown within this long counts as stale
     pool_switch: float = 0.6  # per-tick chance of leaving the wrong pool where a jump allows it
     top: int = 3  # a jump is drawn among this many best targets
+    escape: float = 8.0  # when even the best jump scores this badly, draw among all of them
     cost_weight: float = 1.0  # how much a jump's visible change counts against staleness (12) and pool (6)
     seed: int = 0
 
@@ -176,7 +177,8 @@ class BodyWalker:
             jump = self.rng.random() < c.pool_switch
         if not jump:
             return nxt, False
-        k = min(c.top, len(to))
+        # every way out shown lately: a loop of few stretches; leave it by any of them, at random
+        k = len(to) if best_score >= c.escape else min(c.top, len(to))
         best = np.argsort(score, kind="stable")[:k]
         b = int(best[self.rng.integers(k)])
         j = int(to[b])
