@@ -126,8 +126,8 @@ class BodyWalker:
         elif self._fade_left > 0:  # inside a cross-fade: both stretches play on
             self.cur = int(g.next[self.cur])
             self._fading = int(g.next[self._fading])
-            self._fade_left -= 1
             shot = Shot(self.cur, self._fading, self._fade_left / (g.fade + 1)) if self._fading >= 0 else Shot(self.cur)
+            self._fade_left -= 1
             if self._fading < 0:
                 self._fade_left = 0
         else:
