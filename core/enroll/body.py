@@ -44,7 +44,7 @@ class BodyConfig:
     preset: str = "faster"
     thumb: int = 32  # grey face thumbnail (pixels a side) used to compare frames
     neighbours: int = 6  # jumps kept per frame
-    min_jump_s: float = 3.0  # a jump skips at least this much footage (shorter ones stutter and make local loops)
+    min_jump_s: float = 1.0  # a jump skips at least this much footage (3 s measured worse: fewer jumps, more replays)
     fade: int = 4  # a jump cross-fades over this many frames (0: a plain cut)
     smooth_quantile: float = 0.9  # a jump's change, spread over the fade, <= this quantile of the footage's steps
     spread_s: float = 0.0  # > 0: a frame's jumps land at least this far apart in the footage (0: the nearest)
