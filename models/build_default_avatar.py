@@ -2,8 +2,8 @@
 
     python -m hygie.models.build_default_avatar [--data ../shared/data] [--out models/default_avatar]
 
-Steps: enroll enroll_5min.mp4 (a capped mouth database and an 8 s idle loop keep the package
-small), train the lip model, evaluate on the held-out video (lip model + baselines, the render
+Steps: enroll enroll_5min.mp4 (a capped mouth database, a 4 s idle loop and 75 s of body footage keep
+the package small), train the lip model, evaluate on the held-out video (lip model + baselines, the render
 and other voices), write quality.json, and cut a short
 held-out speech sample for the README's demo. Needs the 'train' extra (torch).
 """
@@ -30,7 +30,9 @@ GRID_LICENCE = (
 GRID_SUBJECT = "GRID corpus speaker s1"  # the consent record of a licensed corpus names its licence
 DEMO_SECONDS = 9.0
 MAX_MOUTHS = 3000
-TEMPLATE_SECONDS = 8.0
+TEMPLATE_SECONDS = 4.0  # the idle loop is only the fallback now: the body walks body.mp4
+BODY_SECONDS = 75.0  # footage kept for the body's motion graph (evenly spread 6-s blocks): the wheel stays <= 20 MB
+BODY_CRF = 26
 
 
 def write_flac(path: Path, audio: np.ndarray, sr: int = 16000) -> None:
@@ -51,6 +53,7 @@ def write_flac(path: Path, audio: np.ndarray, sr: int = 16000) -> None:
 
 
 def build(data: Path, out: Path, seed: int = 0) -> dict:
+    from hygie.core.enroll.body import BodyConfig
     from hygie.core.enroll.config import EnrollConfig
     from hygie.core.enroll.pipeline import enroll
     from hygie.core.media.audio_file import load_audio
@@ -67,6 +70,8 @@ def build(data: Path, out: Path, seed: int = 0) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         pkg = Path(tmp) / "default_avatar"
         enroll([enroll_video], pkg, EnrollConfig(max_mouths=MAX_MOUTHS, template_seconds=TEMPLATE_SECONDS,
+                                                 body=BodyConfig(max_seconds=BODY_SECONDS, block_seconds=BODY_SECONDS,
+                                                                 loose=2.0, crf=BODY_CRF),
                                                  licence=GRID_LICENCE, consent_name=GRID_SUBJECT,
                                                  consent_method="licence"))
         training = train_package(pkg, seed=seed)

@@ -377,7 +377,11 @@ def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str 
     pairs_rend: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     ring_px = max(3, int(round(renderer.feather_px)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_px + 1, 2 * ring_px + 1))
-    tpl_lm = avatar.template["landmarks"]
+    # the frames the mouth is pasted into (the idle loop's or the body's): their own lips and eyes
+    from hygie.core.render.template import landmark_points
+
+    tpl_lips = landmark_points(renderer.frames, G.LIPS)
+    tpl_eyes = landmark_points(renderer.frames, np.array(G.EYE_OUTER))
 
     fa_r = FaceAligned(avatar)
 
@@ -407,9 +411,9 @@ def evaluate_render(avatar, video: str | Path, out_dir: str | Path, driver: str 
                     bx0, by0 = max(bx0, 0), max(by0, 0)
                     m = ssim_map(g[by0:by1, bx0:bx1], tpl[by0:by1, bx0:bx1])
                     seam.append(float(m[ring[by0:by1, bx0:bx1]].mean()))
-                iod = _iod_px(tpl_lm[last["template"]]) * renderer.tf.scale
+                iod = float(np.linalg.norm(np.subtract(*tpl_eyes[last["template"]]))) * renderer.tf.scale
                 rend_de.append(seam_delta_e(frame, last["dst"], dst_lips, feather * iod))
-                own = lip_colour(renderer.idle_frame(i), tpl_lm[last["template"]][G.LIPS, :2] * renderer.tf.scale
+                own = lip_colour(renderer.idle_frame(i), tpl_lips[last["template"]] * renderer.tf.scale
                                  + [renderer.tf.ox, renderer.tf.oy])
                 lip_de.append(float(np.linalg.norm(lip_colour(frame, dst_lips) - own)))
             if i in strip_idx:

@@ -10,7 +10,7 @@ from hygie.core.errors import HygieError
 from hygie.core.limits import number_arg
 
 log = logging.getLogger(__name__)
-PARTS = ("enroll", "lips", "render", "agent", "av-offset", "batch", "watermark")
+PARTS = ("enroll", "lips", "render", "agent", "av-offset", "batch", "watermark", "body")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="measure speed and memory (enrollment, lip model, renderer, live agent, voice/face offset at the "
              "receiver, batch on Ray, watermark)",
         description="Print speed/memory figures beside their floors and targets, measured in one run. "
-                    "'all' runs lips + render (+ enroll when --video is given). 'watermark' marks and degrades "
+                    "'all' runs lips + render (+ enroll when --video is given). 'body' walks the avatar's motion graph for 30 minutes of "
+                    "speech and pauses (--minutes) and compares repetition, cut smoothness, head motion and blinks with "
+                    "the old idle loop's. 'watermark' marks and degrades "
                     "the real footage in --data and prints the robustness table and the per-frame cost. 'av-offset' runs the "
                     "agent on a private PulseAudio and measures, where a call app sits, the voice-vs-face offset with "
                     "\"Hygie Avatar Mic\" and with the raw microphone, side by side.",
@@ -27,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("part", nargs="?", choices=(*PARTS, "all"), default="all")
     p.add_argument("--avatar", default=None, help="avatar package (default: the bundled one)")
     p.add_argument("--video", type=Path, default=None, help="a 3–5 minute talking-head video to enroll ('enroll')")
-    p.add_argument("--minutes", type=number_arg(0.05, 24 * 60), default=1.0, help="agent / av-offset run length (default 1)")
+    p.add_argument("--minutes", type=number_arg(0.05, 24 * 60), default=None,
+                   help="agent / av-offset run length (default 1); body: the walk's length (default 30)")
     p.add_argument("--source", choices=("file", "pulse"), default="file",
                    help="agent audio: a file played in real time, or a private PulseAudio microphone (default file)")
     p.add_argument("--audio", default=None, help="agent and batch speech (default: the bundled demo sentence)")
@@ -75,13 +78,13 @@ def run(args: argparse.Namespace) -> int:
     if "agent" in parts:
         from hygie.core.bench.agent import run_agent_bench
 
-        results["agent"] = run_agent_bench(args.minutes, avatar=args.avatar, source=args.source, audio=args.audio,
+        results["agent"] = run_agent_bench(args.minutes or 1.0, avatar=args.avatar, source=args.source, audio=args.audio,
                                            size=args.size)
         print(json.dumps(results["agent"], indent=1, default=str))
     if "av-offset" in parts:
         from hygie.core.bench import av_offset
 
-        results["av_offset"] = av_offset.run_offset_bench(args.minutes, avatar_path=args.avatar, audio_path=args.audio,
+        results["av_offset"] = av_offset.run_offset_bench(args.minutes or 1.0, avatar_path=args.avatar, audio_path=args.audio,
                                                           progress=True)
         print(av_offset.format_result(results["av_offset"]), flush=True)
     if "batch" in parts:
@@ -99,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
                              "e.g. --data ../shared/data")
         results["watermark"] = wm_bench.run(data, avatar=load_package(args.avatar), quick=args.quick)
         print(wm_bench.format_result(results["watermark"]), flush=True)
+    if "body" in parts:
+        from hygie.core.bench import body as body_bench
+
+        results["body"] = body_bench.run(load_package(args.avatar), minutes=args.minutes or 30.0)
+        print(body_bench.format_result(results["body"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hygie.core.audio.mel import MelConfig
+from hygie.core.enroll.body import BodyConfig
 
 MIN_USABLE_S = 60.0
 
@@ -31,4 +32,5 @@ class EnrollConfig:
     consent_method: str = "--consent flag"  # how: see provenance.consent.METHODS
     min_usable_s: float = MIN_USABLE_S  # lowered only for tests and demos on short clips
     mel: MelConfig = field(default_factory=MelConfig)
+    body: BodyConfig = field(default_factory=BodyConfig)  # the motion graph over the footage (body.mp4, body.npz)
 

@@ -8,6 +8,7 @@
     choose_idle_loop  the stillest stretch of one video
     plan_crops        crop geometry and the database frames
     cut_crops         pass 2: decode again, cut crops and loop frames  -> mouths.npz, template.npz
+    body_arrays       pass 3: decode again, body frames + motion graph -> body.mp4, body.npz
                       (and each crop's skin light: the report's mixed-light section, retrieval)
     (track)           per-frame landmarks, pose, shapes                -> track.npz
     write_report      report.html from what is in memory
@@ -25,6 +26,7 @@ import numpy as np
 
 from hygie.core.audio.mel import LogMel
 from hygie.core.enroll.align import Alignment, MouthPCA, align_sources, fit_mouth_pca
+from hygie.core.enroll.body import body_arrays, plan_body
 from hygie.core.enroll.checks import check_footage
 from hygie.core.enroll.config import LICENCE_NOTE, EnrollConfig
 from hygie.core.enroll.crops import CropPlan, cut_crops, pack, plan_crops
@@ -116,6 +118,13 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
         track = track_arrays(al, pca, plan)
         save_npz(writer.path("track.npz"), **track)
         mark("write arrays")
+        body_facts = None
+        if cfg.body.enabled:
+            bplan = plan_body(al.usable, al.video, fps, cfg.body)
+            body, body_facts = body_arrays(srcs, al.landmarks, al.pose, al.lips_z, al.eye_open, al.video, bplan,
+                                           writer.path("body.mp4"), srcs[0].size, fps, cfg.mel.sample_rate, cfg.body)
+            save_npz(writer.path("body.npz"), **body)
+            mark("body pass (decode again, body video, motion graph)")
 
         elapsed = time.time() - t_start
         K = pca.k
@@ -140,6 +149,7 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
                      "n_mouths": int(len(db_idx))},
             "template": {"video": t_vid, "first_frame": int(t_a), "frames": int(t_b - t_a), "loop": "ping-pong"},
             "light": {"sources": light, "warnings": light_warn},
+            **({"body": body_facts} if body_facts else {}),
             "audio": cfg.mel.to_dict(),
             "enroll_seconds": round(elapsed, 1),
             "licence": cfg.licence or LICENCE_NOTE,

@@ -217,6 +217,9 @@ class Agent:
         target = 1.0 if (speaking and lips) else 0.0
         step = dt / max(self.cfg.fade_ms / 1000.0, 1e-3)  # linear ease over fade_ms: no pop
         self._weight = min(target, self._weight + step) if target > self._weight else max(target, self._weight - step)
+        set_voice = getattr(self.renderer, "set_voice", None)
+        if set_voice is not None:  # the body walks the speaking footage while voice is present
+            set_voice(bool(speaking and on))
         if self._weight > 1e-3 and self._coeffs is not None:
             closed = self.closed if self.closed is not None else np.zeros_like(self._coeffs)
             c = closed + self._weight * (self._coeffs - closed)

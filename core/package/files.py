@@ -21,7 +21,7 @@ META = "avatar.json"
 # The only names a package may contain: a zip member outside this set is refused.
 KNOWN_FILES = {
     META, "track.npz", "pca.npz", "features.npz", "mouths.npz", "template.npz",
-    "lips.onnx", "lips.onnx.json", "report.html", "quality.json", "training.json",
+    "lips.onnx", "lips.onnx.json", "report.html", "quality.json", "training.json", "body.mp4", "body.npz",
 }
 PACKAGE_SUFFIX = ".hygie"
 

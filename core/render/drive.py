@@ -89,6 +89,7 @@ def render_frames(renderer, n: int, lips: np.ndarray | None = None, coeffs: np.n
     from tqdm import tqdm
 
     renderer.reset()
+    renderer.restart_body()  # every render walks the body from the same start: repeatable output
     bar = tqdm(total=n, desc=desc, unit="frame") if progress is None else None
     try:
         for i in range(n):

@@ -62,6 +62,7 @@ def render_job(avatar, job: RenderJob, renderer=None,
                progress: Callable[[int], None] | None = None) -> JobResult:
     """Render one job to `job.output` (temp name, renamed when complete). `renderer` may be reused:
     every job starts from its reset state, so the frames do not depend on earlier jobs."""
+    from hygie.core.audio.activity import voice_activity
     from hygie.core.media.audio_file import load_audio
     from hygie.core.media.encode import write_video_with_audio
     from hygie.core.media.probe import probe_video
@@ -90,6 +91,8 @@ def render_job(avatar, job: RenderJob, renderer=None,
         renderer = make_renderer(avatar, job.size, job.fit)
     # every file is marked as synthetic: a watermark in the pixels and signed Content Credentials
     marks = for_render(avatar.meta, job.output, job.minute)
+    # the body follows the voice: speaking footage while it is present, listening footage in pauses
+    renderer.set_activity(None if audio is None else voice_activity(audio, sr, fps, n))
     try:
         frames = marks.frames(render_frames(renderer, n, lips=lips, coeffs=coeffs, debug=job.debug, progress=progress))
         written = write_video_with_audio(job.output, frames, fps, audio, sr=sr, repeatable=True, finish=marks.sign)

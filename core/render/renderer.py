@@ -30,7 +30,8 @@ from hygie.core.render.conditions import (LIP_MARGIN, Conditions, SourceCost, fo
                                           template_conditions)
 from hygie.core.render.jpeg import decode_jpeg_blob
 from hygie.core.render.retrieval import MouthRetriever, RetrievalConfig
-from hygie.core.render.template import OutputTransform, TemplateLoop
+from hygie.core.render.body import WalkerConfig
+from hygie.core.render.template import OutputTransform, TemplateLoop, landmark_points
 from hygie.core.render.warp import PiecewiseAffineWarper, delaunay
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class RendererConfig:
     # detector- or model-driven request jitters; the lips themselves are never smoothed
     skin_smooth: float = 0.5
     template_memory_mb: float = 384.0
+    body: bool = True  # walk the package's motion graph (body.mp4) when it has one; False: the idle loop
+    walker: WalkerConfig = field(default_factory=WalkerConfig)
 
 
 def crop_thumbnails(jpeg: np.ndarray, offsets: np.ndarray, size: tuple[int, int] = (21, 18),
@@ -109,18 +112,27 @@ class Renderer:
                                             coarse_above=96 if self.cfg.coarse_maps else 1 << 30)
         self.tf = OutputTransform.fit(avatar.frame_size, out_size, self.cfg.fit)
         self.size = self.tf.size
-        self.loop = TemplateLoop(avatar, self.tf, self.cfg.template_memory_mb)
-        t = avatar.template
+        # the body: a walk over the enrolled footage when the package has one, else the idle loop
+        self.body = self.cfg.body and avatar.has("body.npz") and avatar.has("body.mp4")
+        if self.body:
+            from hygie.core.render.body import BodyPlayer
+
+            self.loop = BodyPlayer(avatar, self.tf, cfg=self.cfg.walker)
+            t = self.loop.arrays
+        else:
+            self.loop = TemplateLoop(avatar, self.tf, self.cfg.template_memory_mb)
+            t = avatar.template
+        self.frames = t  # geometry of the frames the mouth is pasted into (frame, landmarks, pose, lips_z)
         # canonical (x, y, z, 1) -> template image pixels, one 2x4 matrix per template frame.
         # The mouth is warped and blended at the template's own resolution (where the crops
         # were cut), then only its box is scaled to the output, exactly like the template frame.
         self._proj = np.stack([self._projection(G.Similarity.from_array(p)) for p in t["pose"]]).astype(np.float32)
         self._lips_z = t["lips_z"].astype(np.float32)
-        self._surround = t["landmarks"][:, G.MOUTH_SURROUND, :2].astype(np.float32)
+        self._surround = landmark_points(t, G.MOUTH_SURROUND)
         # the template's own outer lips (output pixels) and face scale, for the relight's skin mask
-        self._tpl_lips_out = self.tf.points(t["landmarks"][:, G.LIPS_OUTER, :2].astype(np.float32))
-        self._tpl_iod_out = self.tf.scale * np.linalg.norm(
-            t["landmarks"][:, G.EYE_OUTER[0], :2] - t["landmarks"][:, G.EYE_OUTER[1], :2], axis=1).astype(np.float32)
+        self._tpl_lips_out = self.tf.points(landmark_points(t, G.LIPS_OUTER))
+        eyes = landmark_points(t, np.array(G.EYE_OUTER))
+        self._tpl_iod_out = self.tf.scale * np.linalg.norm(eyes[:, 0] - eyes[:, 1], axis=1).astype(np.float32)
         self._native_hw = (avatar.frame_size[1], avatar.frame_size[0])
         # idle: the person's real closed mouth, held still: the median shape of the idle footage
         tr = avatar.track
@@ -134,8 +146,14 @@ class Renderer:
             src_pose = tr["pose"][m["frame"]]
             mc = Conditions(forward_axis(src_pose), iod_pixels(src_pose),
                             lab if lab is not None else np.full((len(src_pose), 3), np.nan, np.float32))
-            tc = (template_conditions(self.loop.native, t["landmarks"], t["pose"], LIP_MARGIN) if rc.light > 0 else
-                  Conditions(forward_axis(t["pose"]), iod_pixels(t["pose"]), np.full((len(t["pose"]), 3), np.nan, np.float32)))
+            if "skin_lab" in t:  # a body: measured at enrollment (decoding every frame here would take long)
+                tc = Conditions(forward_axis(t["pose"]), iod_pixels(t["pose"]),
+                                t["skin_lab"].astype(np.float32) if rc.light > 0 else
+                                np.full((len(t["pose"]), 3), np.nan, np.float32))
+            elif rc.light > 0:
+                tc = template_conditions(self.loop.native, t["landmarks"], t["pose"], LIP_MARGIN)
+            else:
+                tc = Conditions(forward_axis(t["pose"]), iod_pixels(t["pose"]), np.full((len(t["pose"]), 3), np.nan, np.float32))
             self.source_cost = SourceCost(mc, tc, rc.pose, rc.light, rc.scale)
         self._crops: OrderedDict[int, np.ndarray] = OrderedDict()
         self._gain: np.ndarray | None = None
@@ -180,6 +198,21 @@ class Renderer:
     @property
     def n_template(self) -> int:
         return self.loop.n
+
+    def set_voice(self, voice: bool) -> None:
+        """Live: whether voice is present now (the body walks the speaking or the listening footage)."""
+        if self.body:
+            self.loop.set_voice(voice)
+
+    def set_activity(self, activity: np.ndarray | None) -> None:
+        """Offline: voice per tick, known in advance."""
+        if self.body:
+            self.loop.set_activity(activity)
+
+    def restart_body(self) -> None:
+        """Start the body's walk again from its first frame (same seed, same frames for the same voice)."""
+        if self.body:
+            self.loop.reset()
 
     def reset(self) -> None:
         """Forget the temporal state (a new utterance or stream)."""

@@ -62,6 +62,20 @@ class OutputTransform:
         return cv2.warpAffine(img, self.matrix(), self.size, flags=interp, borderMode=cv2.BORDER_CONSTANT)
 
 
+def landmark_points(frames: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
+    """(L, len(ids), 2) float32 image pixels of landmarks `ids` in every frame of an idle loop (all 478
+    landmarks stored) or of a body (only `landmark_ids` stored)."""
+    lm = frames["landmarks"]
+    ids = np.asarray(ids, np.int64)
+    if "landmark_ids" in frames:
+        where = {int(k): j for j, k in enumerate(frames["landmark_ids"])}
+        missing = [int(k) for k in ids if int(k) not in where]
+        if missing:
+            raise ValueError(f"landmarks {missing[:5]} are not stored with these frames; re-run 'hygie enroll'")
+        ids = np.array([where[int(k)] for k in ids], np.int64)
+    return lm[:, ids, :2].astype(np.float32)
+
+
 def pingpong_index(tick: int, n: int) -> int:
     """0, 1, ..., n-1, n-2, ..., 1, 0, 1, ...: each turn repeats no frame and skips none."""
     if n <= 1:

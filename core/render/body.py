@@ -1,0 +1,438 @@
+"""The body at run time: a seeded random walk over the enrollment's motion graph, decoded ahead.
+
+`BodyWalker` picks the body frame of each tick: it plays the footage in its own order and takes a
+jump (an invisible cut, `enroll/body.py`) about once a second, to frames not shown for the longest
+time, so no stretch comes back within many minutes. While voice is present it prefers the frames
+where the person spoke, in silence those where they listened; a pool change waits for a jump,
+so it never shows as one.
+
+`BodyPlayer` has the idle loop's interface (`n`, `index`, `frame`, `native`, `close`): the renderer
+uses it in place of `TemplateLoop` when the package holds a body. The walk is planned `ahead`
+ticks early and a thread decodes those frames from `body.mp4` (H.264, short GOP: a seek costs at
+most one GOP of decoding), so the frame path only copies a ready frame.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WalkerConfig:
+    run_s: float = 1.0  # mean footage played between jumps
+    min_run_s: float = 0.4  # never jump again sooner than this (unless the voice asks for the other pool)
+    max_run_s: float = 1.6  # jump at the first chance after this long: a 2-s stretch never plays twice
+    recent_s: float = 600.0  # a frame shown within this long counts as stale
+    pool_switch: float = 0.6  # per-tick chance of leaving the wrong pool where a jump allows it
+    top: int = 3  # a jump is drawn among this many best targets
+    escape: float = 8.0  # when even the best jump scores this badly, draw among all of them
+    cost_weight: float = 1.0  # how much a jump's visible change counts against staleness (12) and pool (6)
+    seed: int = 0
+
+
+class BodyGraph:
+    """The motion graph of body.npz: successors, jumps (CSR), pools."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.alive = arrays["alive"].astype(bool)
+        self.n = len(self.alive)
+        nxt = arrays["next"].astype(np.int64)
+        self.next = np.where((nxt >= 0) & self.alive[np.maximum(nxt, 0)], nxt, -1)
+        self.speaking = arrays["speaking"].astype(bool)
+        js, jd, jc = arrays["jump_from"], arrays["jump_to"], arrays["jump_cost"].astype(np.float32)
+        jf = arrays["jump_fade"].astype(bool) if "jump_fade" in arrays else np.zeros(len(js), bool)
+        self.fade = int(arrays["fade"]) if "fade" in arrays else 0
+        ok = self.alive[js] & self.alive[jd]
+        js, jd, jc, jf = js[ok], jd[ok], jc[ok], jf[ok]
+        order = np.argsort(js, kind="stable")
+        self.j_to, self.j_cost, self.j_fade = jd[order].astype(np.int64), jc[order], jf[order]
+        self.j_start = np.searchsorted(js[order], np.arange(self.n + 1))
+        # what a frame leads into: the share of speaking frames among it and its next 11 (a jump's
+        # target is judged by the stretch it starts, not by one frame)
+        sp = self.speaking.astype(np.float32)
+        acc, cur = sp.copy(), np.arange(self.n)
+        for _ in range(11):
+            cur = np.where(cur >= 0, self.next[np.maximum(cur, 0)], -1)
+            acc += np.where(cur >= 0, sp[np.maximum(cur, 0)], sp)
+        self.speak_ahead = acc / 12.0
+        # frames from each one to the next that can jump (a stretch the walk cannot leave)
+        has_jump = self.j_start[1:] > self.j_start[:-1]
+        self.free_run = np.zeros(self.n, np.int64)
+        for i in range(self.n - 1, -1, -1):
+            nx = self.next[i]
+            self.free_run[i] = 0 if has_jump[i] else (1 + self.free_run[nx] if nx >= 0 else 0)
+        # after a jump lands on j it plays the whole cross-fade: its first chance to jump again
+        land = np.arange(self.n)
+        for _ in range(self.fade + 1):
+            land = np.where(land >= 0, self.next[np.maximum(land, 0)], -1)
+        self.trap_after_landing = np.where(land >= 0, self.free_run[np.maximum(land, 0)] + self.fade + 1, 0)
+        self.blink = arrays["blink"].astype(bool) if "blink" in arrays else np.zeros(self.n, bool)
+
+    def jumps(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a, b = self.j_start[i], self.j_start[i + 1]
+        return self.j_to[a:b], self.j_cost[a:b], self.j_fade[a:b]
+
+    def start(self) -> int:
+        cand = np.flatnonzero(self.alive & ~self.speaking)
+        if not len(cand):
+            cand = np.flatnonzero(self.alive)
+        return int(cand[0])
+
+
+@dataclass(frozen=True)
+class Shot:
+    """What one tick shows: body frame `node`; during a cross-fade also `fade` (the stretch fading
+    out, weight `w`); the mouth is pasted with `node`'s geometry."""
+
+    node: int
+    fade: int = -1
+    w: float = 0.0
+
+
+class BodyWalker:
+    """One body frame per tick; deterministic for a seed and the voice it is given."""
+
+    def __init__(self, graph: BodyGraph, fps: float, cfg: WalkerConfig | None = None):
+        self.g = graph
+        self.cfg = cfg or WalkerConfig()
+        self.fps = fps
+        self.reset()
+
+    def reset(self) -> None:
+        self.rng = np.random.default_rng(self.cfg.seed)
+        self.cur = -1
+        self.t = -1
+        self.run = 0
+        self.last = np.full(self.g.n, -10 ** 9, np.int64)
+        self.edge_last: dict[tuple[int, int], int] = {}
+        self.jumped = 0
+        self._fading = -1  # the stretch fading out (its frame at this tick), -1: none
+        self._fade_left = 0
+
+    def step(self, voice: bool) -> Shot:
+        g = self.g
+        self.t += 1
+        if self.cur < 0:
+            self.cur = g.start()
+            shot = Shot(self.cur)
+        elif self._fade_left > 0:  # inside a cross-fade: both stretches play on
+            self.cur = int(g.next[self.cur])
+            self._fading = int(g.next[self._fading])
+            shot = Shot(self.cur, self._fading, self._fade_left / (g.fade + 1)) if self._fading >= 0 else Shot(self.cur)
+            self._fade_left -= 1
+            if self._fading < 0:
+                self._fade_left = 0
+        else:
+            prev = self.cur
+            self.cur, fade = self._choose(prev, voice)
+            if fade and g.fade > 0 and g.next[prev] >= 0:
+                self._fading = int(g.next[prev])
+                self._fade_left = g.fade - 1
+                shot = Shot(self.cur, self._fading, g.fade / (g.fade + 1))
+            else:
+                shot = Shot(self.cur)
+        self.last[self.cur] = self.t
+        return shot
+
+    def _stale(self, j: np.ndarray) -> np.ndarray:
+        """1 for a frame just shown, 0 for one not shown within recent_s."""
+        age = (self.t - self.last[j]) / (self.cfg.recent_s * self.fps)
+        return np.clip(1.0 - age, 0.0, 1.0)
+
+    def _choose(self, i: int, voice: bool) -> tuple[int, bool]:
+        g, c = self.g, self.cfg
+        nxt = int(g.next[i])
+        to, cost, fade = g.jumps(i)
+        self.run += 1
+        if not len(to):
+            if nxt < 0:  # cannot happen in a pruned graph; restart rather than stop
+                return g.start(), False
+            return nxt, False
+        want = float(voice)
+        recent = c.recent_s * self.fps
+        used = np.array([self.t - self.edge_last.get((i, int(j)), -10 ** 9) < recent for j in to])
+        # a stretch is worse the more recently it was shown and the less it fits the voice
+        stale = self._stale(to)
+        # a stretch longer than a jump's spacing, shown within recent_s, would replay a whole window
+        trapped = (g.trap_after_landing[to] >= 0.8 * c.max_run_s * self.fps) & (stale > 0)
+        score = c.cost_weight * cost + 12.0 * stale + 6.0 * np.abs(g.speak_ahead[to] - want) + 10.0 * used + 40.0 * trapped
+        stay = np.inf if nxt < 0 else float(12.0 * self._stale(np.array([nxt]))[0] + 6.0 * abs(g.speak_ahead[nxt] - want))
+        best_score = float(score.min())
+        jump = nxt < 0
+        if not jump and self.run >= c.min_run_s * self.fps:
+            p = 1.0 / max(1.0, (c.run_s - c.min_run_s) * self.fps)
+            if self.run + 1 + g.free_run[nxt] >= c.max_run_s * self.fps:
+                jump = True  # the last chance to jump before the run grows too long
+            else:
+                jump = self.rng.random() < p and best_score < stay + 3.0
+        if not jump and best_score + 3.0 < stay:  # the voice changed pools, or this stretch was shown lately
+            jump = self.rng.random() < c.pool_switch
+        if not jump:
+            return nxt, False
+        # every way out shown lately: a loop of few stretches; leave it by any of them, at random
+        k = len(to) if best_score >= c.escape else min(c.top, len(to))
+        best = np.argsort(score, kind="stable")[:k]
+        b = int(best[self.rng.integers(k)])
+        j = int(to[b])
+        self.edge_last[(i, j)] = self.t
+        self.run = 0
+        self.jumped += 1
+        return j, bool(fade[b])
+
+
+class BodyVideo:
+    """Random access to body.mp4's frames (frame k at k / fps): sequential reads are cheap, a jump seeks."""
+
+    def __init__(self, path: str, fps: float, size: tuple[int, int]):
+        import av
+
+        self.c = av.open(str(path))
+        self.vs = self.c.streams.video[0]
+        self.vs.thread_type = "SLICE"
+        self.tb = self.vs.time_base
+        self.fps = fps
+        self.w, self.h = size
+        self.pos = -1
+        self._it = None
+        self.seeks = 0
+
+    def _index(self, fr) -> int:
+        return int(round(float(fr.pts * self.tb) * self.fps))
+
+    def _frames(self):
+        for packet in self.c.demux(self.vs):
+            for fr in packet.decode():
+                yield fr
+
+    def read(self, k: int) -> np.ndarray:
+        if self._it is None or not (self.pos < k <= self.pos + 24):
+            self.c.seek(int(k / self.fps / self.tb), stream=self.vs, backward=True, any_frame=False)
+            self._it = self._frames()
+            self.seeks += 1
+        for fr in self._it:
+            i = self._index(fr)
+            self.pos = i
+            if i == k:
+                return fr.to_ndarray(format="bgr24")[: self.h, : self.w]
+            if i > k:
+                break
+        self._it = None  # past it, or the file ended: seek exactly next time
+        self.pos = -1
+        self.c.seek(int(k / self.fps / self.tb), stream=self.vs, backward=True, any_frame=False)
+        self._it = self._frames()
+        for fr in self._it:
+            i = self._index(fr)
+            self.pos = i
+            if i >= k:
+                return fr.to_ndarray(format="bgr24")[: self.h, : self.w]
+        raise IndexError(f"body frame {k} is not in the body video; the package is damaged: re-run 'hygie enroll'")
+
+    def close(self) -> None:
+        self.c.close()
+
+
+class BodyPlayer:
+    """Output-size body frames by tick (the renderer's `loop` when the package holds a body).
+
+    `frame(tick)` is read-only: copy before drawing. Ticks run forward; `reset()` starts the walk
+    again (same seed: the same frames for the same voice)."""
+
+    def __init__(self, avatar, tf, ahead: int = 12, cfg: WalkerConfig | None = None, threaded: bool = True):
+        self.arrays = avatar.arrays("body.npz")
+        self.graph = BodyGraph(self.arrays)
+        self.n = self.graph.n
+        self.tf = tf
+        self.fps = avatar.fps
+        self.walker = BodyWalker(self.graph, self.fps, cfg)
+        self._path = str(avatar.file("body.mp4"))
+        self._size = avatar.frame_size
+        self._video = BodyVideo(self._path, self.fps, self._size)  # the stretch being shown
+        self._video_fade = BodyVideo(self._path, self.fps, self._size)  # the stretch fading out (cross-fades)
+        self._ahead = ahead
+        self._plan: list[Shot] = []  # what tick _base + k shows
+        self._base = 0
+        self._voice = False
+        self._activity: np.ndarray | None = None
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._want = 0  # the tick being shown
+        self._stop = False
+        self.misses = 0  # frames the path waited for (decode-ahead fell behind)
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=_decode_loop, args=(weakref.ref(self),), name="hygie-body",
+                                            daemon=True)
+            self._thread.start()
+            _live.add(self)
+
+    # -- voice -----------------------------------------------------------------------------------
+    def set_voice(self, voice: bool) -> None:
+        """Live: voice now (planned ticks take it from here)."""
+        self._voice = bool(voice)
+
+    def set_activity(self, activity: np.ndarray | None) -> None:
+        """Offline: voice per tick, known in advance (the walk follows it exactly)."""
+        self._activity = None if activity is None else np.asarray(activity, bool)
+
+    def _voice_at(self, tick: int) -> bool:
+        a = self._activity
+        if a is not None and len(a):
+            return bool(a[min(tick, len(a) - 1)])
+        return self._voice
+
+    # -- the walk --------------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self._lock:
+            self.walker.reset()
+            self._plan, self._base = [], 0
+            self._want = 0
+            self._cond.notify_all()
+
+    def _extend(self, tick: int) -> None:
+        """Plan the walk up to `tick` (lock held)."""
+        while self._base + len(self._plan) <= tick:
+            self._plan.append(self.walker.step(self._voice_at(self._base + len(self._plan))))
+        if len(self._plan) > 8192:  # keep the recent past only (ticks run forward)
+            drop = len(self._plan) - 2048
+            self._plan = self._plan[drop:]
+            self._base += drop
+
+    def _at(self, tick: int) -> Shot:
+        if tick < self._base:
+            return self._plan[0]
+        self._extend(tick)
+        return self._plan[tick - self._base]
+
+    def index(self, tick: int) -> int:
+        """The body frame whose geometry the mouth is pasted with at this tick."""
+        with self._lock:
+            return self._at(int(tick)).node
+
+    def shot(self, tick: int) -> Shot:
+        with self._lock:
+            return self._at(int(tick))
+
+    def native(self, i: int) -> np.ndarray:
+        """Body frame i at the video's own size (decoded now: for set-up code, not the frame path)."""
+        v = BodyVideo(self._path, self.fps, self._size)
+        try:
+            return v.read(int(i))
+        finally:
+            v.close()
+
+    def frame(self, tick: int) -> np.ndarray:
+        import cv2
+
+        tick = int(tick)
+        with self._lock:
+            sh = self._at(tick)
+            self._want = tick
+            self._extend(tick + self._ahead)
+            self._cond.notify_all()
+            img, old = self._cache.get(sh.node), (self._cache.get(sh.fade) if sh.fade >= 0 else None)
+            if (img is None or (sh.fade >= 0 and old is None)) and self._thread is not None:
+                self.misses += 1
+                while (img is None or (sh.fade >= 0 and old is None)) and not self._stop and self._thread.is_alive():
+                    self._cond.wait(0.5)
+                    img, old = self._cache.get(sh.node), (self._cache.get(sh.fade) if sh.fade >= 0 else None)
+        if img is None:  # no thread (or it stopped): decode here
+            img = self._decode(sh.node, self._video)
+            with self._lock:
+                self._put(sh.node, img)
+        if sh.fade >= 0:
+            if old is None:
+                old = self._decode(sh.fade, self._video_fade)
+                with self._lock:
+                    self._put(sh.fade, old)
+            return cv2.addWeighted(img, 1.0 - sh.w, old, sh.w, 0.0)
+        return img
+
+    def _decode(self, i: int, video: "BodyVideo") -> np.ndarray:
+        return np.ascontiguousarray(self.tf.image(video.read(i)))
+
+    def _put(self, i: int, img: np.ndarray) -> None:
+        self._cache[i] = img
+        self._cache.move_to_end(i)
+        while len(self._cache) > 4 * self._ahead + 8:
+            self._cache.popitem(last=False)
+
+    def _decode_step(self) -> bool:
+        with self._lock:
+            if self._stop:
+                return False
+            todo, video = None, self._video
+            for t in range(self._want, self._want + self._ahead + 1):
+                if t < self._base:
+                    continue
+                if t - self._base >= len(self._plan):
+                    break
+                sh = self._plan[t - self._base]
+                if sh.node not in self._cache:
+                    todo = sh.node
+                    break
+                if sh.fade >= 0 and sh.fade not in self._cache:
+                    todo, video = sh.fade, self._video_fade
+                    break
+            if todo is None:
+                self._cond.wait(0.2)
+                return not self._stop
+        img = self._decode(todo, video)
+        with self._lock:
+            self._put(todo, img)
+            self._cond.notify_all()
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+        _live.discard(self)
+        for v in (self._video, self._video_fade):
+            try:
+                v.close()
+            except Exception:  # already closed
+                pass
+
+
+_live: "weakref.WeakSet[BodyPlayer]" = weakref.WeakSet()
+
+
+def _decode_loop(ref: "weakref.ref[BodyPlayer]") -> None:
+    while True:
+        p = ref()
+        if p is None:
+            return
+        try:
+            if not p._decode_step():
+                return
+        except Exception:  # a damaged video: the frame path decodes (and reports) itself
+            log.exception("body decode-ahead stopped")
+            return
+        del p
+
+
+@atexit.register
+def _stop_all() -> None:
+    for p in list(_live):
+        p.close()
+
+
+def walk(arrays: dict[str, np.ndarray], fps: float, voice: np.ndarray,
+         cfg: WalkerConfig | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a render with this voice activity (one bool per tick) shows, without any video:
+    (node, fade, w) per tick (fade -1 outside cross-fades)."""
+    w = BodyWalker(BodyGraph(arrays), fps, cfg)
+    shots = [w.step(bool(v)) for v in voice]
+    return (np.array([s.node for s in shots], np.int64), np.array([s.fade for s in shots], np.int64),
+            np.array([s.w for s in shots], np.float32))
