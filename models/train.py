@@ -247,7 +247,7 @@ def calibrate(model: LipNet, val: list, clip: tuple[float, float]) -> dict[str, 
         model.out_scale.mul_(sc)
     log.info("calibration: output scales %s (validation std ratios before: %s)", np.round(s, 3),
              np.round(p.std(0) / np.maximum(y.std(0), 1e-9), 3))
-    return {"scale": s.tolist(), "val_std_ratio_before": (p.std(0) / np.maximum(y.std(0), 1e-9)).tolist(),
+    return {"scale": s.tolist(), "mean": mu.tolist(), "val_std_ratio_before": (p.std(0) / np.maximum(y.std(0), 1e-9)).tolist(),
             "frames": int(len(p))}
 
 
