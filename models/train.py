@@ -53,7 +53,9 @@ class TrainConfig:
     max_minutes: float = 4.0  # safety cap (breaks step-count determinism only if hit)
     threads: int = 1  # torch threads; 1 is fastest for this small GRU and safe on a busy machine (0 = all cores)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    net: LipNetConfig = field(default_factory=LipNetConfig)
+    # v2: a light causal smoothing of the output, trained through (pole 0.6 at 100 Hz, 8 taps): calmer on
+    # voices that are not the person's (LJSpeech speed 1.19 -> 1.12, espeak jitter 0.75 -> 0.57), same own r
+    net: LipNetConfig = field(default_factory=lambda: LipNetConfig(smooth=0.6))
     max_seconds: float | None = None  # use only the first N s of each video (tests)
     progress: bool = True
     calibrate: bool = True  # v2: per-component output scale fitted on the validation split (std ratio -> 1)
