@@ -52,6 +52,36 @@ def write_flac(path: Path, audio: np.ndarray, sr: int = 16000) -> None:
     tmp.replace(path)
 
 
+ESPEAK_SENTENCES = (
+    "Place blue at F two now.", "Bin green by A nine soon.", "The quick brown fox jumps over the lazy dog.",
+    "Please bring me my big purple umbrella before it rains.",
+    "We meet every Monday morning to map our plans for the month.",
+    "Bob probably bought the bread at the market by the pub.",
+    "A synthetic presenter can read the news with a calm and clear voice.",
+    "Lay white with P seven again, then set red in M four please.",
+)
+
+
+def faceless_voices(speech: Path, out: Path) -> bool:
+    """Voices without a face for `evaluate_audio_voices`: the shared LJSpeech reader (one folder) and, if
+    espeak-ng is installed, eight TTS sentences made here. False if there is none."""
+    import shutil as sh
+    import subprocess
+
+    out.mkdir(parents=True, exist_ok=True)
+    if (speech / "ljspeech").is_dir():
+        (out / "ljspeech").symlink_to((speech / "ljspeech").resolve(), target_is_directory=True)
+    exe = sh.which("espeak-ng")
+    if exe:
+        (out / "espeak").mkdir()
+        for i, text in enumerate(ESPEAK_SENTENCES):
+            subprocess.run([exe, "-v", "en-us", "-s", "160", "-w", str(out / "espeak" / f"s{i + 1}.wav"), text],
+                           check=True, capture_output=True, timeout=60)
+    else:
+        log.warning("espeak-ng not found: the TTS voice is left out of quality.json (apt install espeak-ng)")
+    return any(out.iterdir())
+
+
 def build(data: Path, out: Path, seed: int = 0) -> dict:
     from hygie.core.enroll.body import BodyConfig
     from hygie.core.enroll.config import EnrollConfig
@@ -59,8 +89,12 @@ def build(data: Path, out: Path, seed: int = 0) -> dict:
     from hygie.core.media.audio_file import load_audio
     from hygie.core.package.avatar import load_package
     from hygie.core.package.writer import update_package
-    from hygie.models.evaluate import evaluate, evaluate_voices, format_table, format_voices
+    from hygie.models.evaluate import (audio_files, evaluate, evaluate_audio_voices, evaluate_degraded,
+                                       evaluate_voices, format_articulation, format_audio_voices,
+                                       format_degraded, format_table, format_voices,
+                                       format_voices_articulation, track_truth)
     from hygie.models.render_quality import evaluate_render, format_table as render_table
+    from hygie.models.evaluate import json_safe
     from hygie.models.train import train_package
 
     enroll_video = data / "grid_s1" / "enroll_5min.mp4"
@@ -77,10 +111,20 @@ def build(data: Path, out: Path, seed: int = 0) -> dict:
         training = train_package(pkg, seed=seed)
         avatar = load_package(pkg)
         eval_dir = Path(tmp) / "eval"
-        lip = evaluate(avatar, heldout, eval_dir)
+        truth = track_truth(heldout, avatar.track["reference"])
+        lip = evaluate(avatar, heldout, eval_dir, truth=truth)
         print(format_table(lip))
+        print(format_articulation(lip))
         vo = evaluate_voices(avatar, voices)
         print(format_voices(vo))
+        print(format_voices_articulation(vo))
+        speech_dir = Path(tmp) / "voices_audio"
+        faceless = faceless_voices(data / "speech", speech_dir)
+        va = evaluate_audio_voices(avatar, audio_files(speech_dir), lip["own_speech"]["real"]) if faceless else None
+        if va:
+            print(format_audio_voices(va))
+        deg = evaluate_degraded(avatar, heldout, truth)
+        print(format_degraded(deg))
         rq_model = evaluate_render(avatar, heldout, eval_dir / "model", driver="model")
         print(render_table(rq_model))
         rq_true = evaluate_render(avatar, heldout, eval_dir / "landmarks", driver="landmarks")
@@ -90,11 +134,17 @@ def build(data: Path, out: Path, seed: int = 0) -> dict:
             "lip_model": lip["methods"],
             "lookahead_ms": lip["lookahead_ms"],
             "other_voices_mean_opening_r": vo["mean_opening_r"],
+            "other_voices_min_opening_r": min(r["model (streaming)"] for r in vo["videos"].values()),
+            "articulation": lip["articulation"],
+            "own_speech": lip["own_speech"],
+            "other_voices_articulation": vo["mean_articulation"],
+            "voices_without_face": va["voices"] if va else None,
+            "degraded_opening_r": {k: v["opening_r"] for k, v in deg["conditions"].items()},
             "render_model_driven": {k: v for k, v in rq_model.items() if isinstance(v, (int, float, str))},
             "render_true_landmarks": {k: v for k, v in rq_true.items() if isinstance(v, (int, float, str))},
             "training": training,
         }
-        (pkg / "quality.json").write_text(json.dumps(quality, indent=1, default=float))
+        (pkg / "quality.json").write_text(json.dumps(json_safe(quality), indent=1, default=float))
         update_package(pkg, {"quality": "quality.json"})
         for name in ("render_strip.png",):
             src = eval_dir / "model" / name

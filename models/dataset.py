@@ -63,6 +63,15 @@ class AugmentConfig:
     speed: float = 0.1  # +- 10 %
     freq_mask_bins: int = 8  # SpecAugment-style: up to this many adjacent mel bands set to the floor
     p_adapted_floor: float = 0.8  # the normaliser starts adapted to the new conditions (as after a few s live)
+    # v2: the microphone and room families of hygie.models.degrade, made on the log-mel (no raw audio is kept)
+    p_warp: float = 0.5  # vocal-tract-length warp: band m reads the frequency f_m / alpha
+    warp: float = 0.12  # alpha in 1 +- warp
+    p_room: float = 0.3  # reverberation: power smeared by an exponential tail (RT60, direct-to-reverberant ratio)
+    rt60_s: tuple[float, float] = (0.15, 1.0)
+    drr_db: tuple[float, float] = (-3.0, 12.0)
+    p_band: float = 0.2  # a telephone band or a cheap microphone's EQ (half each)
+    p_snr_noise: float = 0.3  # pink or white noise at an SNR relative to the chunk's speech power
+    snr_db: tuple[float, float] = (5.0, 35.0)
 
 
 def opening_basis(pca: dict[str, np.ndarray]) -> np.ndarray:
@@ -145,12 +154,68 @@ def fit_norm(mels: list[np.ndarray], frame_rate: float, base: NormConfig | None 
     return cfg
 
 
+def mel_centres(cfg: MelConfig) -> np.ndarray:
+    """Centre frequency (Hz) of each mel band."""
+    from hygie.core.audio.mel import _hz_to_mel, _mel_to_hz
+
+    m = np.linspace(_hz_to_mel(cfg.fmin), _hz_to_mel(cfg.fmax), cfg.n_mels + 2)[1:-1]
+    return np.asarray(_mel_to_hz(m), np.float64)
+
+
+def room_smear(power: np.ndarray, rt60_s: float, drr_db: float, frame_rate: float) -> np.ndarray:
+    """Expected mel power through a room: the direct frame plus an exponentially decaying tail of past frames."""
+    K = max(1, int(rt60_s * frame_rate))
+    k = np.arange(1, K + 1)
+    tail = np.exp(-6.9 * k / (rt60_s * frame_rate))
+    tail *= 10 ** (-drr_db / 10) / tail.sum()
+    n = len(power)
+    nfft = 1 << (n + K).bit_length()
+    h = np.zeros(K + 1)
+    h[0], h[1:] = 1.0, tail
+    y = np.fft.irfft(np.fft.rfft(power, nfft, axis=0) * np.fft.rfft(h, nfft)[:, None], nfft, axis=0)[:n]
+    return np.maximum(y, 0).astype(np.float32) / (1 + 10 ** (-drr_db / 10))  # the same overall level
+
+
 class Augmenter:
     """Random changes of microphone, room and voice, applied to raw log-mel chunks."""
 
-    def __init__(self, cfg: AugmentConfig, floor: np.ndarray):
+    def __init__(self, cfg: AugmentConfig, floor: np.ndarray, mel_config: MelConfig | None = None):
         self.cfg = cfg
         self.floor = np.asarray(floor, np.float32)
+        self.mel = mel_config
+        if mel_config is not None:
+            from hygie.models.degrade import cheap_mic_gain, telephone_gain
+
+            f = mel_centres(mel_config)
+            self.centres = f
+            self.width = np.gradient(f)  # Hz per band, to weigh band powers into a whole-signal power
+            self.log_floor = float(np.log(mel_config.log_floor))
+            self.bands = {"telephone": np.where(f > 3800, 0.0, telephone_gain(f)) ** 2, "cheap_mic": cheap_mic_gain(f) ** 2}
+
+    def _v2(self, x: np.ndarray, floor: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Vocal-tract warp, room, telephone/cheap-mic band, noise at an SNR (each with its probability)."""
+        c, M = self.cfg, x.shape[1]
+        if rng.random() < c.p_warp:
+            alpha = 1 + rng.uniform(-c.warp, c.warp)
+            src = np.interp(self.centres / alpha, self.centres, np.arange(M))
+            lo = np.floor(src).astype(int)
+            hi = np.minimum(lo + 1, M - 1)
+            w = (src - lo).astype(np.float32)
+            x = x[:, lo] * (1 - w) + x[:, hi] * w
+        if rng.random() < c.p_room:
+            p = room_smear(np.exp(x), rng.uniform(*c.rt60_s), rng.uniform(*c.drr_db), self.mel.frame_rate)
+            x = np.log(np.maximum(p, np.exp(self.log_floor)))
+        if rng.random() < c.p_band:
+            g = self.bands["telephone" if rng.random() < 0.5 else "cheap_mic"]
+            x = np.log(np.maximum(np.exp(x) * g, np.exp(self.log_floor)))
+            floor = np.log(np.maximum(np.exp(floor) * g, np.exp(self.log_floor)))
+        if rng.random() < c.p_snr_noise:
+            shape = np.ones(M) if rng.random() < 0.5 else 1000.0 / self.centres  # white or pink (1/f)
+            sig = float((np.exp(x) * self.width).sum(1).mean())
+            n = shape * sig / float((shape * self.width).sum()) * 10 ** (-rng.uniform(*c.snr_db) / 10)
+            x = np.log(np.exp(x) + n[None] * rng.exponential(1.0, size=x.shape))
+            floor = np.log(np.exp(floor) + n)
+        return x.astype(np.float32), floor.astype(np.float32)
 
     def speed_factor(self, rng: np.random.Generator) -> float:
         c = self.cfg
@@ -164,6 +229,8 @@ class Augmenter:
         if rng.random() >= c.p:
             return mel, floor
         x = mel
+        if self.mel is not None:
+            x, floor = self._v2(x, floor, rng)
         shift = rng.uniform(-c.pitch_bins, c.pitch_bins)
         src = np.clip(np.arange(M) - shift, 0, M - 1)
         lo = np.floor(src).astype(int)
@@ -204,7 +271,7 @@ class ChunkSampler:
                  augment: AugmentConfig | None = None, seed: int = 0):
         self.data, self.chunk, self.lookahead, self.warmup = data, chunk, lookahead, warmup
         self.rng = np.random.default_rng(seed)
-        self.aug = Augmenter(augment, np.asarray(data.norm.init_floor)) if augment else None
+        self.aug = Augmenter(augment, np.asarray(data.norm.init_floor), data.mel_config) if augment else None
         self.max_speed = 1 + (augment.speed if augment else 0)
         need = int(np.ceil(chunk * self.max_speed)) + 2
         self.spans = [(vi, v.train_end - need) for vi, v in enumerate(data.videos) if v.train_end > need]

@@ -15,6 +15,17 @@ in streaming mode, and the mean-mouth, loudness and ridge baselines):
   quiet frames is reported too ("quiet closed").
 `evaluate_voices` drives the avatar with other speakers' audio; each speaker's own mouth,
 aligned to that speaker's own reference, is the truth (only correlations are comparable).
+
+Articulation (is the mouth as alive as the person's?), model vs truth on the same frames:
+- std ratio and speed ratio (mean |frame-to-frame change|) of the opening and of each PCA
+  component, prediction / real (1 = as much and as fast as the person);
+- closures: runs of >= 2 frames where the real opening is in the closed range with speech on both
+  sides within 150 ms (mostly p/b/m); the share the model also closes within +-1 frame;
+- jitter: power of the opening above 8 Hz (per frame), prediction / real.
+`evaluate_audio_voices` drives the avatar with voices that have no face (TTS, other readers): the
+opening's range (p95 - p5 on speech frames), speed and jitter against the person's real mouth on
+the held-out video's speech. `evaluate_degraded` re-runs the model on the held-out audio through
+the reproducible degradations of `hygie.models.degrade` (room, noise, telephone, cheap mic).
 """
 from __future__ import annotations
 
@@ -46,6 +57,10 @@ class EvalConfig:
     floor_percentile: float = 5.0
     closed_percentile: float = 90.0
     chunk_frames: int = 4  # mel frames per push in streaming mode (40 ms, one video frame)
+    closure_min_frames: int = 2  # a real closure lasts at least this many video frames
+    closure_speech_ms: float = 150.0  # ...with speech on both sides within this distance
+    closure_tolerance: int = 1  # the model's closure may start/end this many frames off
+    jitter_hz: float = 8.0  # jitter = opening power above this frequency
 
 
 @dataclass
@@ -165,6 +180,108 @@ def best_lag(pred: np.ndarray, true: np.ndarray, max_lag: int) -> tuple[int, flo
     return best[0], float(best[1])
 
 
+def _pairs(ok: np.ndarray) -> np.ndarray:
+    """Mask of frame pairs (t, t+1) both usable (length N-1)."""
+    return ok[1:] & ok[:-1]
+
+
+def speed(x: np.ndarray, ok: np.ndarray) -> float:
+    """Mean |frame-to-frame change| over consecutive usable frames."""
+    p = _pairs(ok)
+    return float(np.abs(np.diff(x, axis=0))[p].mean()) if p.any() else float("nan")
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b > 0 and np.isfinite(a) and np.isfinite(b) else float("nan")
+
+
+def articulation(pred: np.ndarray, true: np.ndarray, ok: np.ndarray) -> dict[str, float]:
+    """Std and speed ratios (prediction / real) of a 1-D signal on usable frames."""
+    return {"std_ratio": _ratio(float(np.std(pred[ok])), float(np.std(true[ok]))),
+            "speed_ratio": _ratio(speed(pred, ok), speed(true, ok))}
+
+
+def hf_power(x: np.ndarray, ok: np.ndarray, fps: float, cutoff_hz: float) -> float:
+    """Mean power per frame of x above cutoff_hz (unusable frames linearly interpolated)."""
+    idx = np.arange(len(x))
+    if ok.sum() < 4:
+        return float("nan")
+    y = np.interp(idx, idx[ok], x[ok])
+    y = y - y.mean()
+    spec = np.fft.rfft(y)
+    f = np.fft.rfftfreq(len(y), 1 / fps)
+    hi = np.abs(spec[f > cutoff_hz]) ** 2
+    w = np.where(f[f > cutoff_hz] < fps / 2, 2.0, 1.0)  # one-sided spectrum: double all but Nyquist
+    return float((w * hi).sum() / len(y) ** 2)
+
+
+def jitter_ratio(pred: np.ndarray, true: np.ndarray, ok: np.ndarray, fps: float, cutoff_hz: float = 8.0) -> float:
+    return _ratio(hf_power(pred, ok, fps, cutoff_hz), hf_power(true, ok, fps, cutoff_hz))
+
+
+def speech_near(mel: np.ndarray, times: np.ndarray, cfg: MelConfig, ec: EvalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(speech before, speech after) at `times`: a non-quiet mel frame within closure_speech_ms."""
+    t_mel = cfg.frame_time(np.arange(len(mel)))
+    speech = ~quiet_mask(mel, t_mel, cfg, ec)[0]
+    g = int(round(ec.closure_speech_ms / 1000 * cfg.frame_rate))
+    c = np.concatenate([[0], np.cumsum(speech)])
+    i = np.clip(cfg.frame_at(times), 0, len(mel) - 1)
+    before = c[i] - c[np.maximum(i - g, 0)] > 0
+    after = c[np.minimum(i + g + 1, len(mel))] - c[i + 1] > 0
+    return before, after
+
+
+def closure_runs(true_open: np.ndarray, ok: np.ndarray, closed_max: float, before: np.ndarray, after: np.ndarray,
+                 min_frames: int = 2) -> list[tuple[int, int]]:
+    """Real closures inside speech: [start, end) runs of >= min_frames usable closed frames, with speech
+    just before the start and just after the end."""
+    closed = ok & (true_open <= closed_max)
+    runs, t, n = [], 0, len(closed)
+    while t < n:
+        if not closed[t]:
+            t += 1
+            continue
+        s = t
+        while t < n and closed[t]:
+            t += 1
+        if t - s >= min_frames and before[s] and after[t - 1]:
+            runs.append((s, t))
+    return runs
+
+
+def closures(pred_open: np.ndarray, runs: list[tuple[int, int]], closed_max: float, tolerance: int = 1) -> dict[str, Any]:
+    """Share of real closures the prediction also closes on (any frame closed within +-tolerance)."""
+    hit = [bool(np.any(pred_open[max(0, s - tolerance):e + tolerance] <= closed_max)) for s, e in runs]
+    return {"closures": len(runs), "caught": float(np.mean(hit)) if hit else float("nan")}
+
+
+def speech_stats(opening: np.ndarray, ok: np.ndarray, speech: np.ndarray, fps: float, cutoff_hz: float) -> dict[str, float]:
+    """Range (p95 - p5 on speech frames), speed (on consecutive speech frames) and jitter of an opening."""
+    s = ok & speech
+    if s.sum() < 10:
+        return {"range": float("nan"), "speed": float("nan"), "jitter": float("nan")}
+    return {"range": float(np.percentile(opening[s], 95) - np.percentile(opening[s], 5)), "speed": speed(opening, s),
+            "jitter": hf_power(opening, ok, fps, cutoff_hz)}
+
+
+def articulation_report(pred_c: np.ndarray, true_lips: np.ndarray, ok: np.ndarray, avatar: Any, mel: np.ndarray,
+                        times: np.ndarray, closed_max: float, ec: EvalConfig, true_closed_max: float | None = None,
+                        ) -> dict[str, Any]:
+    """All articulation figures of predicted coefficients against the real lips (same frames)."""
+    po = G.mouth_opening(avatar.coeffs_to_lips(pred_c))
+    to = G.mouth_opening(np.nan_to_num(true_lips))
+    fps = 1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 25.0
+    tc = avatar.lips_to_coeffs(np.nan_to_num(true_lips))
+    comps = [articulation(pred_c[:, k], tc[:, k], ok) for k in range(pred_c.shape[1])]
+    before, after = speech_near(mel, times, avatar.mel_config, ec)
+    runs = closure_runs(to, ok, closed_max if true_closed_max is None else true_closed_max, before, after,
+                        ec.closure_min_frames)
+    return {"opening": articulation(po, to, ok), **closures(po, runs, closed_max, ec.closure_tolerance),
+            "jitter_ratio": jitter_ratio(po, to, ok, fps, ec.jitter_hz),
+            "components_std_ratio": [c["std_ratio"] for c in comps],
+            "components_speed_ratio": [c["speed_ratio"] for c in comps]}
+
+
 def metrics(pred_lips: np.ndarray, truth: Truth, silent: np.ndarray, closed_max: float, ec: EvalConfig,
             quiet: np.ndarray | None = None) -> dict[str, Any]:
     ok = truth.ok
@@ -204,13 +321,18 @@ def evaluate(avatar: Any, video: Path, out_dir: Path | None = None, truth: Truth
     methods = {name: metrics(avatar.coeffs_to_lips(c), truth, silent, closed_max, ec, quiet) for name, c in coeffs.items()}
     truth_open = G.mouth_opening(truth.lips)
     s, q = silent & truth.ok, quiet & truth.ok
+    fps = 1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 25.0
+    art = {name: articulation_report(coeffs[name], truth.lips, truth.ok, avatar, mel, times, closed_max, ec)
+           for name in (MODEL, "ridge") if name in coeffs}
+    own = {"real": speech_stats(np.nan_to_num(truth_open), truth.ok, ~quiet, fps, ec.jitter_hz),
+           MODEL: speech_stats(G.mouth_opening(avatar.coeffs_to_lips(coeffs[MODEL])), truth.ok, ~quiet, fps, ec.jitter_hz)}
     res = {
         "video": str(video), "avatar": str(avatar.path), "lookahead_ms": 1000 * lip.lookahead_s,
         "frames": int(truth.ok.sum()), "silent_frames": int(s.sum()), "noise_floor_db": floor_db,
         "closed_max_iod": closed_max, "truth_silent_closed": float(np.mean(truth_open[s] <= closed_max)) if s.any() else None,
         "quiet_frames": int(q.sum()),
         "truth_quiet_closed": float(np.mean(truth_open[q] <= closed_max)) if q.any() else None,
-        "methods": methods, "eval_config": asdict(ec),
+        "methods": methods, "articulation": art, "own_speech": own, "eval_config": asdict(ec),
     }
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -229,7 +351,9 @@ def evaluate_voices(avatar: Any, videos: list[Path], truths: dict[str, Truth] | 
     ec = ec or EvalConfig()
     lip = LipModel(avatar, threads=threads)
     base = Baselines.fit(avatar)
+    closed_max = closed_threshold(avatar, ec)
     per: dict[str, dict[str, float]] = {}
+    arts: dict[str, dict[str, Any]] = {}
     for v in videos:
         v = Path(v)
         tr = (truths or {}).get(v.name) or track_truth(v, None, workers=1)
@@ -243,9 +367,113 @@ def evaluate_voices(avatar: Any, videos: list[Path], truths: dict[str, Truth] | 
             po = G.mouth_opening(avatar.coeffs_to_lips(c))
             row[name] = pearson(po[tr.ok], to[tr.ok])
         per[v.name] = row
+        # the speaker's own closed range: their openings on their own quiet frames
+        q = quiet_mask(mel, tr.times, avatar.mel_config, ec)[0] & tr.ok
+        own_closed = float(np.percentile(to[q], ec.closed_percentile)) if q.sum() >= 5 else closed_max
+        arts[v.name] = articulation_report(cs[MODEL], tr.lips, tr.ok, avatar, mel, tr.times, closed_max, ec, own_closed)
     names = [MODEL] + list(BASELINES[1:])
     mean = {n: float(np.mean([r[n] for r in per.values()])) for n in names} if per else {}
-    return {"videos": per, "mean_opening_r": mean}
+    return {"videos": per, "mean_opening_r": mean, "articulation": arts,
+            "mean_articulation": mean_articulation(list(arts.values()))}
+
+
+def mean_articulation(arts: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean over voices of the opening's std, speed and jitter ratios and of the closures caught."""
+    if not arts:
+        return {}
+    def m(vals: list[float]) -> float:
+        v = [x for x in vals if x is not None and np.isfinite(x)]
+        return float(np.mean(v)) if v else float("nan")
+    return {"std_ratio": m([a["opening"]["std_ratio"] for a in arts]),
+            "speed_ratio": m([a["opening"]["speed_ratio"] for a in arts]),
+            "jitter_ratio": m([a["jitter_ratio"] for a in arts]),
+            "closures_caught": m([a["caught"] for a in arts]),
+            "closures": int(sum(a["closures"] for a in arts))}
+
+
+AUDIO_EXTS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".mp4")
+
+
+def audio_files(folder: Path) -> list[Path]:
+    """Audio files (and videos, for their sound) directly in `folder` or one level below."""
+    folder = Path(folder)
+    files = sorted(p for p in list(folder.glob("*")) + list(folder.glob("*/*"))
+                   if p.is_file() and p.suffix.lower() in AUDIO_EXTS)
+    if not files:
+        raise HygieError(f"{folder}: no audio files ({', '.join(AUDIO_EXTS)}) found; pass --voices-audio DIR, a "
+                         "folder of speech recordings (e.g. TTS output or another reader).")
+    return files
+
+
+def opening_of_audio(avatar: Any, lip: LipModel, audio: np.ndarray, ec: EvalConfig,
+                     fps: float = 25.0) -> tuple[np.ndarray, np.ndarray]:
+    """(opening at fps, speech mask) of the model driven by 16 kHz `audio` (streaming)."""
+    cfg = avatar.mel_config
+    mel = check_mel(LogMel(cfg)(audio), cfg.n_mels, "voice audio")
+    dur = cfg.frame_time(len(mel) - 1)
+    times = np.arange(cfg.frame_time(0), dur, 1 / fps)
+    c = stream_coeffs(lip, mel, times, ec.chunk_frames)
+    quiet, _ = quiet_mask(mel, times, cfg, ec)
+    return G.mouth_opening(avatar.coeffs_to_lips(c)), ~quiet
+
+
+def evaluate_audio_voices(avatar: Any, files: list[Path], own_real: dict[str, float], ec: EvalConfig | None = None,
+                          threads: int = 1, max_seconds: float = 120.0) -> dict[str, Any]:
+    """Voices without a face: the model's opening range, speed and jitter / the person's real ones.
+
+    Files of one folder are joined into one voice (e.g. 32 LJSpeech sentences), capped at
+    `max_seconds`; `own_real` is `evaluate(...)["own_speech"]["real"]`.
+    """
+    from hygie.core.media.audio_file import load_audio
+
+    ec = ec or EvalConfig()
+    cfg = avatar.mel_config
+    lip = LipModel(avatar, threads=threads)
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        groups.setdefault(f.parent.name, []).append(f)
+    per: dict[str, dict[str, float]] = {}
+    for name, fs in groups.items():
+        parts, total = [], 0
+        for f in fs:
+            a = load_audio(f, cfg.sample_rate)
+            parts.append(np.concatenate([a, np.zeros(int(0.3 * cfg.sample_rate), np.float32)]))
+            total += len(parts[-1])
+            if total >= max_seconds * cfg.sample_rate:
+                break
+        audio = np.concatenate(parts)[: int(max_seconds * cfg.sample_rate)]
+        op, sp = opening_of_audio(avatar, lip, audio, ec)
+        st = speech_stats(op, np.ones(len(op), bool), sp, 25.0, ec.jitter_hz)
+        per[name] = {"files": len(fs), "seconds": len(audio) / cfg.sample_rate,
+                     **{f"{k}_ratio": _ratio(st[k], own_real[k]) for k in ("range", "speed", "jitter")}}
+    return {"voices": per}
+
+
+def evaluate_degraded(avatar: Any, video: Path, truth: Truth, names: tuple[str, ...] | None = None,
+                      ec: EvalConfig | None = None, threads: int = 1, seed: int = 0) -> dict[str, Any]:
+    """Opening r, LMD and articulation of the model on the held-out audio through each degradation."""
+    from hygie.core.media.audio_file import load_audio
+    from hygie.models.degrade import DEGRADATIONS, degrade
+
+    ec = ec or EvalConfig()
+    cfg = avatar.mel_config
+    lip = LipModel(avatar, threads=threads)
+    clean = load_audio(Path(video), cfg.sample_rate)
+    closed_max = closed_threshold(avatar, ec)
+    out: dict[str, dict[str, float]] = {}
+    to = G.mouth_opening(truth.lips)
+    ok = truth.ok
+    for name in ("clean",) + tuple(names or DEGRADATIONS):
+        audio = clean if name == "clean" else degrade(clean, name, seed)
+        mel = check_mel(LogMel(cfg)(audio), cfg.n_mels, f"{name} audio")
+        c = stream_coeffs(lip, mel, truth.times, ec.chunk_frames)
+        lips = avatar.coeffs_to_lips(c)
+        po = G.mouth_opening(lips)
+        a = articulation(po, np.nan_to_num(to), ok)
+        out[name] = {"opening_r": pearson(po[ok], to[ok]),
+                     "lmd": float(np.linalg.norm(lips[ok] - truth.lips[ok], axis=-1).mean()),
+                     **a}
+    return {"seed": seed, "conditions": out}
 
 
 def json_safe(o: Any) -> Any:
@@ -284,6 +512,51 @@ def format_voices(v: dict[str, Any]) -> str:
     for vid, row in v["videos"].items():
         lines.append(f"{vid:<22}" + "".join(f"{row[n]:>20.3f}" for n in names))
     lines.append(f"{'mean':<22}" + "".join(f"{v['mean_opening_r'][n]:>20.3f}" for n in names))
+    return "\n".join(lines)
+
+
+def format_articulation(res: dict[str, Any]) -> str:
+    """Own voice: articulation of the model (and ridge) vs the real mouth, and its speech stats."""
+    lines = ["articulation (prediction / real; 1 = as much, as fast, as calm as the person)",
+             f"{'method':<20}{'std ratio':>10}{'speed ratio':>12}{'jitter >8Hz':>12}{'closures caught':>17}"
+             f"  per-component std | speed ratios"]
+    for name, a in res.get("articulation", {}).items():
+        o = a["opening"]
+        lines.append(f"{name:<20}{o['std_ratio']:>10.2f}{o['speed_ratio']:>12.2f}{a['jitter_ratio']:>12.2f}"
+                     f"{100 * a['caught']:>9.0f}% of {a['closures']:<4d}  "
+                     + " ".join(f"{x:.2f}" for x in a["components_std_ratio"]) + " | "
+                     + " ".join(f"{x:.2f}" for x in a["components_speed_ratio"]))
+    return "\n".join(lines)
+
+
+def format_voices_articulation(v: dict[str, Any]) -> str:
+    lines = ["different voices: model articulation vs each speaker's own mouth",
+             f"{'speaker':<22}{'std ratio':>10}{'speed ratio':>12}{'jitter >8Hz':>12}{'closures caught':>17}"]
+    for vid, a in v.get("articulation", {}).items():
+        o = a["opening"]
+        lines.append(f"{vid:<22}{o['std_ratio']:>10.2f}{o['speed_ratio']:>12.2f}{a['jitter_ratio']:>12.2f}"
+                     f"{100 * np.nan_to_num(a['caught']):>9.0f}% of {a['closures']:<4d}")
+    m = v.get("mean_articulation")
+    if m:
+        lines.append(f"{'mean':<22}{m['std_ratio']:>10.2f}{m['speed_ratio']:>12.2f}{m['jitter_ratio']:>12.2f}"
+                     f"{100 * m['closures_caught']:>9.0f}% of {m['closures']:<4d}")
+    return "\n".join(lines)
+
+
+def format_audio_voices(v: dict[str, Any]) -> str:
+    lines = ["voices without a face: model opening / the person's real mouth on their own speech",
+             f"{'voice':<22}{'seconds':>9}{'range':>8}{'speed':>8}{'jitter':>8}"]
+    for name, r in v["voices"].items():
+        lines.append(f"{name:<22}{r['seconds']:>9.0f}{r['range_ratio']:>8.2f}{r['speed_ratio']:>8.2f}"
+                     f"{r['jitter_ratio']:>8.2f}")
+    return "\n".join(lines)
+
+
+def format_degraded(d: dict[str, Any]) -> str:
+    lines = [f"degraded held-out audio (models/degrade.py, seed {d['seed']}): model vs the real mouth",
+             f"{'condition':<16}{'opening r':>10}{'LMD':>9}{'std ratio':>10}{'speed ratio':>12}"]
+    for name, r in d["conditions"].items():
+        lines.append(f"{name:<16}{r['opening_r']:>10.3f}{r['lmd']:>9.4f}{r['std_ratio']:>10.2f}{r['speed_ratio']:>12.2f}")
     return "\n".join(lines)
 
 

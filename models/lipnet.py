@@ -28,6 +28,8 @@ class LipNetConfig:
     gru_layers: int = 1
     lookahead: int = 5  # mel frames (10 ms each); training sets it from TrainConfig.lookahead_ms
     dropout: float = 0.1  # training only (GRU input and head input)
+    smooth: float = 0.0  # >0: a fixed causal exponential smoothing of the output (pole `smooth`), trained through
+    smooth_taps: int = 8  # ...as a FIR of this many taps (its past inputs are one more state tensor)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -56,15 +58,22 @@ class LipNet(nn.Module):
         # the head predicts standardised coefficients; these buffers map back to PCA units
         self.register_buffer("out_scale", torch.ones(cfg.n_out) if out_scale is None else out_scale.float().clone())
         self.register_buffer("out_bias", torch.zeros(cfg.n_out) if out_bias is None else out_bias.float().clone())
+        if cfg.smooth > 0:
+            w = cfg.smooth ** torch.arange(cfg.smooth_taps, dtype=torch.float32)
+            w = (w / w.sum()).flip(0)  # conv1d correlates: the last tap weighs the newest frame
+            self.register_buffer("smooth_kernel", w.repeat(cfg.n_out, 1, 1))
 
     def state_shapes(self, batch: int = 1) -> list[tuple[int, ...]]:
         chans = [self.cfg.n_mels] + [self.cfg.conv_channels] * len(self.cfg.conv_kernels)
         shapes = [(batch, chans[i], k - 1) for i, k in enumerate(self.cfg.conv_kernels)]
         shapes.append((self.cfg.gru_layers, batch, self.cfg.hidden))
+        if self.cfg.smooth > 0:
+            shapes.append((batch, self.cfg.n_out, self.cfg.smooth_taps - 1))
         return shapes
 
     def state_names(self) -> list[str]:
-        return [f"conv{i}_state" for i in range(len(self.cfg.conv_kernels))] + ["gru_state"]
+        return ([f"conv{i}_state" for i in range(len(self.cfg.conv_kernels))] + ["gru_state"]
+                + (["smooth_state"] if self.cfg.smooth > 0 else []))
 
     def initial_state(self, batch: int = 1) -> list[torch.Tensor]:
         return [torch.zeros(s) for s in self.state_shapes(batch)]
@@ -73,14 +82,19 @@ class LipNet(nn.Module):
         """mel (B, n, n_mels) normalised; state as from `initial_state` -> (coeffs (B, n, K), *new_state)."""
         x = mel.transpose(1, 2)  # (B, C, n)
         new_state = []
-        for conv, st in zip(self.convs, state[:-1]):
+        nc = len(self.convs)
+        for conv, st in zip(self.convs, state[:nc]):
             k = conv.kernel_size[0]
             x = torch.cat([st, x], dim=2)
             new_state.append(x[:, :, -(k - 1):])
             x = torch.relu(conv(x))
-        y, h = self.gru(self.drop(x.transpose(1, 2)), state[-1])
+        y, h = self.gru(self.drop(x.transpose(1, 2)), state[nc])
         new_state.append(h)
         out = self.head(self.drop(y)) * self.out_scale + self.out_bias
+        if self.cfg.smooth > 0:  # causal FIR over time, per component (unit DC gain: calibration commutes)
+            z = torch.cat([state[nc + 1], out.transpose(1, 2)], dim=2)
+            new_state.append(z[:, :, -(self.cfg.smooth_taps - 1):])
+            out = torch.nn.functional.conv1d(z, self.smooth_kernel, groups=self.cfg.n_out).transpose(1, 2)
         return (out, *new_state)
 
     def n_params(self) -> int:

@@ -182,3 +182,45 @@ def test_ensemble_streams_and_exports(tmp_path):
     export_onnx(ens, _data(), tmp_path)
     par = parity(ens, tmp_path / "lips.onnx", _mel(60, 2), chunk=1)
     assert max(par.values()) <= 1e-4
+
+
+def test_calibration_restores_the_real_std_within_its_clip():
+    """A prediction shrunk to 80 % of the real movement is scaled back (1.25 <= 1.3); one shrunk to 50 %
+    only to the clip (1.3); the scales live in the output buffers, so the exported graph carries them."""
+    from hygie.models.train import calibrate
+
+    torch.manual_seed(3)
+    net = LipNet(LipNetConfig(n_out=K, conv_channels=8, hidden=8, lookahead=0)).eval()
+    x = torch.from_numpy(_mel(400))[None] / 10
+    with torch.no_grad():
+        p = net(x, *net.initial_state())[0][0].numpy()
+    mu = p.mean(0)
+    shrink = np.array([0.8, 0.5, 1.0, 1.2, 0.8], np.float32)
+    y = (mu + (p - mu) / shrink).astype(np.float32)  # the real signal moves 1/shrink as much
+    val = [(x[0].numpy(), y, np.ones(len(y), bool))]
+    info = calibrate(net, val, (1.0, 1.3))
+    assert np.allclose(info["scale"], [1.25, 1.3, 1.0, 1.0, 1.25], atol=1e-4)
+    with torch.no_grad():
+        q = net(x, *net.initial_state())[0][0].numpy()
+    assert np.allclose(q.std(0) / y.std(0), [1.0, 0.65, 1.0, 1.2, 1.0], atol=1e-3)
+    assert np.allclose(q.mean(0), mu, atol=1e-5)  # scaled about the validation mean
+
+
+def test_output_smoothing_streams_and_exports(tmp_path):
+    """The optional causal output smoothing keeps streaming == offline and ONNX == torch, frame by frame."""
+    torch.manual_seed(2)
+    net = LipNet(LipNetConfig(n_out=K, conv_channels=16, hidden=16, lookahead=4, smooth=0.5, smooth_taps=6)).eval()
+    assert net.state_names()[-1] == "smooth_state" and net.state_shapes()[-1] == (1, K, 5)
+    export_onnx(net, _data(), tmp_path)
+    par = parity(net, tmp_path / "lips.onnx", _mel(60, 2), chunk=1)
+    assert max(par.values()) <= 1e-4
+    raw = LipNet(LipNetConfig(n_out=K, conv_channels=16, hidden=16, lookahead=4)).eval()
+    raw.load_state_dict({k: v for k, v in net.state_dict().items() if k != "smooth_kernel"})
+    x = torch.from_numpy(_mel(60, 3))[None] / 10
+    with torch.no_grad():
+        a = net(x, *net.initial_state())[0][0].numpy()
+        b = raw(x, *raw.initial_state())[0][0].numpy()
+    w = 0.5 ** np.arange(6)
+    w /= w.sum()
+    expect = sum(w[k] * np.concatenate([np.zeros((k, K)), b[:len(b) - k]]) for k in range(6))
+    assert np.allclose(a, expect, atol=1e-5)

@@ -29,6 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--voices", default=None, metavar="DIR",
                    help="also drive the avatar with other speakers' videos (*.mp4 in DIR) and "
                         "report the opening correlation against each speaker's own mouth")
+    p.add_argument("--voices-audio", default=None, metavar="DIR",
+                   help="also drive the avatar with voices that have no face (audio files in DIR or its sub-folders, "
+                        "one voice per folder, e.g. TTS output) and compare the mouth's range, speed and jitter "
+                        "with the person's real mouth on VIDEO")
+    p.add_argument("--degrade", action="store_true",
+                   help="also run the model on VIDEO's audio through reproducible rooms, noise (30/20/10 dB SNR), a "
+                        "telephone band and a cheap microphone, and print the opening r under each")
     p.add_argument("--render", action="store_true", help="also measure the rendered mouth (if the renderer provides it)")
     p.add_argument("--save-to-package", action="store_true", help="store the figures as quality.json in the package")
     p.add_argument("--threads", type=number_arg(1, 64, integer=True), default=1, help="onnxruntime threads (default 1)")
@@ -38,14 +45,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from hygie.core.package.avatar import load_package
     from hygie.core.package.writer import open_for_update, update_package
-    from hygie.models.evaluate import evaluate, evaluate_voices, format_table, format_voices, json_safe
+    from hygie.models.evaluate import (audio_files, evaluate, evaluate_audio_voices, evaluate_degraded,
+                                       evaluate_voices, format_articulation, format_audio_voices,
+                                       format_degraded, format_table, format_voices,
+                                       format_voices_articulation, json_safe, track_truth)
 
     if not args.video.exists():
         raise HygieError(f"{args.video}: no such video.")
     avatar = load_package(args.avatar)
     out = args.out or Path(f"eval_{args.avatar.stem}")
-    res = evaluate(avatar, args.video, out, threads=args.threads)
+    voices_audio = audio_files(Path(args.voices_audio)) if args.voices_audio else None  # fail before the slow part
+    truth = track_truth(args.video, avatar.track["reference"])
+    res = evaluate(avatar, args.video, out, truth=truth, threads=args.threads)
     print(format_table(res))
+    print(format_articulation(res))
     if args.voices:
         vids = sorted(Path(args.voices).glob("*.mp4"))
         if not vids:
@@ -54,6 +67,15 @@ def run(args: argparse.Namespace) -> int:
         v = evaluate_voices(avatar, vids, threads=args.threads)
         res["voices"] = v
         print(format_voices(v))
+        print(format_voices_articulation(v))
+    if voices_audio:
+        va = evaluate_audio_voices(avatar, voices_audio, res["own_speech"]["real"], threads=args.threads)
+        res["voices_audio"] = va
+        print(format_audio_voices(va))
+    if args.degrade:
+        d = evaluate_degraded(avatar, args.video, truth, threads=args.threads)
+        res["degraded"] = d
+        print(format_degraded(d))
     if args.render:
         try:
             from hygie.models.render_quality import evaluate_render
