@@ -56,6 +56,7 @@ class BodyConfig:
     # footage (no continuity across it). Off: on GRID (100 takes) it split the graph into islands
     blink_ratio: float = 0.55  # eyes "closed" below this fraction of their median opening
     blink_margin: int = 2  # frames around a blink (beyond the fade) where no jump starts or lands
+    min_seconds: float = 4.0  # a graph keeping less footage than this (the idle loop's length) is not shipped
 
 
 @dataclass
@@ -381,8 +382,10 @@ def build_graph(thumbs: np.ndarray, points: np.ndarray, succ: np.ndarray, near_b
 
 def body_arrays(srcs: list, landmarks: np.ndarray, pose: np.ndarray, lips_z: np.ndarray, eye_open: np.ndarray,
                 video: np.ndarray, plan: BodyPlan, out_mp4: Path, size: tuple[int, int], fps: float, sr: int,
-                cfg: BodyConfig) -> tuple[dict[str, np.ndarray], dict]:
-    """Encode the body frames to out_mp4 and build body.npz's arrays and avatar.json's `body` facts."""
+                cfg: BodyConfig) -> tuple[dict[str, np.ndarray], dict] | tuple[None, None]:
+    """Encode the body frames to out_mp4 and build body.npz's arrays and avatar.json's `body` facts.
+
+    (None, None) when the graph keeps under cfg.min_seconds of footage (the caller drops out_mp4)."""
     fr = plan.frames
     L = len(fr)
     thumbs, lab = cut_body(srcs, landmarks, plan, out_mp4, size, fps, cfg)
@@ -411,9 +414,12 @@ def body_arrays(srcs: list, landmarks: np.ndarray, pose: np.ndarray, lips_z: np.
                   eye_open=eye_open[fr].astype(np.float32), blink=closed, speaking=speaking, alive=alive,
                   next=succ, jump_from=g["jump_from"], jump_to=g["jump_to"], jump_cost=g["jump_cost"],
                   jump_fade=g["jump_fade"], fade=np.array(cfg.fade, np.int64))
-    if alive.sum() < fps:
-        raise MediaError("the body's motion graph kept under a second of footage: the footage has too many gaps or "
-                         "blinks. Record a steadier few minutes facing the camera.")
+    if alive.sum() < cfg.min_seconds * fps:
+        # too little steady footage for a body that does not visibly repeat: the renderer then uses the idle loop
+        log.warning("body: the motion graph kept %.1f s of footage (< %.0f s); this avatar gets the idle loop only. "
+                    "A steadier few minutes facing the camera give it a living body.", alive.sum() / fps,
+                    cfg.min_seconds)
+        return None, None
     facts = {"frames": int(L), "alive": int(alive.sum()), "seconds": round(float(alive.sum() / fps), 1),
              "jumps": int(len(g["jump_from"])), "speaking_share": round(float(speaking[alive].mean()), 3),
              "fade": cfg.fade, "crf": cfg.crf, "gop": cfg.gop, "smooth_tau": round(float(g["tau"]), 4)}

@@ -123,7 +123,10 @@ def enroll(videos: list[Path], out: Path, cfg: EnrollConfig | None = None, force
             bplan = plan_body(al.usable, al.video, fps, cfg.body)
             body, body_facts = body_arrays(srcs, al.landmarks, al.pose, al.lips_z, al.eye_open, al.video, bplan,
                                            writer.path("body.mp4"), srcs[0].size, fps, cfg.mel.sample_rate, cfg.body)
-            save_npz(writer.path("body.npz"), **body)
+            if body is None:
+                writer.path("body.mp4").unlink(missing_ok=True)  # the renderer falls back to the idle loop
+            else:
+                save_npz(writer.path("body.npz"), **body)
             mark("body pass (decode again, body video, motion graph)")
 
         elapsed = time.time() - t_start
