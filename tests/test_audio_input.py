@@ -48,6 +48,7 @@ def test_records_real_speech_resampled_to_16k_with_timestamps(pulse):
         try:
             time.sleep(2.5)  # PulseAudio's first callback is slow: open early
             ai.read()
+            time.sleep(0.3)  # a lead-in of silence: playback can reach the monitor ~2 ms after pacat starts
             t_play = time.perf_counter()
             player = pulse.play_array(ref)
             chunks = _collect_past(ai, player)

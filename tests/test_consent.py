@@ -56,15 +56,20 @@ def test_editing_the_consent_record_is_refused(consented, tmp_path):
         load_package(pkg)
 
 
-def test_package_without_consent_loads_with_a_warning(caplog):
-    """The bundled avatar predates consent records (until it is rebuilt): it loads, with a warning."""
+def test_package_without_consent_loads_with_a_warning(grid_avatar, caplog):
+    """A package enrolled without a record (the test fixture calls enroll() directly) loads, with a warning;
+    the bundled GRID avatar carries its licence as its record."""
     from hygie.core.package.avatar import load_package
 
+    assert "consent" not in json.loads((grid_avatar / "avatar.json").read_text())
     with caplog.at_level(logging.WARNING, logger="hygie.core.package"):
-        av = load_package()
-    if "consent" in av.meta:
-        pytest.skip("the bundled avatar was rebuilt with its licence record")
+        load_package(grid_avatar)
     assert any("no consent record" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hygie.core.package"):
+        bundled = load_package()
+    assert bundled.meta["consent"]["method"] == "licence" and "CC BY 4.0" in bundled.meta["consent"]["licence"]
+    assert not any("no consent record" in r.getMessage() for r in caplog.records)
 
 
 def test_enroll_refuses_without_consent_when_not_interactive(tmp_path, capsys, monkeypatch):
