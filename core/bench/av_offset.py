@@ -66,39 +66,32 @@ class PulseRecorder:
             self.stream.close()
 
 
-def offline_bias(avatar, audio: np.ndarray, fps: float) -> float:
-    """The offset the estimator reads on a render in sync by construction (model run offline on the file)."""
+def _in_sync_windows(avatar, audio: np.ndarray, fps: float, step_s: float = 5.0) -> list:
+    """The estimator's windows on a render in sync by construction (the lip model run offline on the file)."""
+    from hygie.core.audio.mel import LogMel
     from hygie.core.face import geometry as G
     from hygie.core.lips.model import LipModel
     from hygie.core.live.av_offset import audio_envelope, offsets
-    from hygie.core.audio.mel import LogMel
 
     coeffs = LipModel(avatar).predict(LogMel(avatar.mel_config)(audio))
     t = np.arange(int(len(audio) / 16000 * fps)) / fps
     idx = np.clip(avatar.mel_config.frame_at(t), 0, len(coeffs) - 1)
     opening = G.mouth_opening(avatar.coeffs_to_lips(coeffs[idx]))
     env = audio_envelope(audio)
-    w = offsets(t, opening, (np.arange(len(env)) + 0.5) * 0.010, env, bias_s=0.0)
-    return float(np.median([x.offset_s for x in w]))
+    return offsets(t, opening, (np.arange(len(env)) + 0.5) * 0.010, env, step_s=step_s, bias_s=0.0)
+
+
+def offline_bias(avatar, audio: np.ndarray, fps: float) -> float:
+    """The offset the estimator reads on a render in sync by construction, over the whole of `audio`."""
+    return float(np.median([x.offset_s for x in _in_sync_windows(avatar, audio, fps)]))
 
 
 def offline_bias_curve(avatar, audio: np.ndarray, fps: float, step_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(file position of a window's centre, s; bias there, s) on the file looped twice: the estimator's
     reading on an in-sync render depends on the speech in the window (−8 ms on one minute of held-out
     GRID, −13 ms on the next), so a looped run subtracts the bias of the stretch each window heard."""
-    from hygie.core.face import geometry as G
-    from hygie.core.lips.model import LipModel
-    from hygie.core.live.av_offset import audio_envelope, offsets
-    from hygie.core.audio.mel import LogMel
-
     dur = len(audio) / 16000
-    twice = np.concatenate([audio, audio])
-    coeffs = LipModel(avatar).predict(LogMel(avatar.mel_config)(twice))
-    t = np.arange(int(len(twice) / 16000 * fps)) / fps
-    idx = np.clip(avatar.mel_config.frame_at(t), 0, len(coeffs) - 1)
-    opening = G.mouth_opening(avatar.coeffs_to_lips(coeffs[idx]))
-    env = audio_envelope(twice)
-    w = offsets(t, opening, (np.arange(len(env)) + 0.5) * 0.010, env, step_s=step_s, bias_s=0.0)
+    w = _in_sync_windows(avatar, np.concatenate([audio, audio]), fps, step_s)
     pos = np.array([x.t for x in w])
     keep = (pos >= dur * 0.5) & (pos < dur * 1.5)  # one period, away from the ends of the doubled file
     pos, b = np.mod(pos[keep], dur), np.array([x.offset_s for x in w])[keep]
