@@ -17,12 +17,15 @@ import atexit
 import logging
 import threading
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+_HP = (1 << 61) - 1  # the window guard's rolling hash: a Mersenne prime modulus
+_HB = 1_000_003
 
 
 @dataclass
@@ -35,6 +38,10 @@ class WalkerConfig:
     top: int = 3  # a jump is drawn among this many best targets
     escape: float = 8.0  # when even the best jump scores this badly, draw among all of them
     cost_weight: float = 1.0  # how much a jump's visible change counts against staleness (12) and pool (6)
+    pose_weight: float = 0.0  # score per degree of head rotation a jump adds (a jump's pose change shows as head speed)
+    window_s: float = 2.0  # no sequence of frames this long is shown twice within recent_s where a jump can avoid it
+    # (0: off). Staleness alone lets a long walk fall into loops of a few stretches; this guard checks the
+    # exact sequence each candidate frame would complete (a rolling hash), so the walk leaves a loop at once
     seed: int = 0
 
 
@@ -75,6 +82,15 @@ class BodyGraph:
             land = np.where(land >= 0, self.next[np.maximum(land, 0)], -1)
         self.trap_after_landing = np.where(land >= 0, self.free_run[np.maximum(land, 0)] + self.fade + 1, 0)
         self.blink = arrays["blink"].astype(bool) if "blink" in arrays else np.zeros(self.n, bool)
+        # the head rotation a jump adds (degrees, between the frame that would have come and the target)
+        src = np.repeat(np.arange(self.n), np.diff(self.j_start))
+        if "pose" in arrays and len(src):
+            R = _smooth_rotations(np.asarray(arrays["pose"], np.float64)[:, 1:10].reshape(-1, 3, 3), self.next)
+            a = np.where(self.next[src] >= 0, self.next[src], src)
+            tr = np.einsum("nij,nij->n", R[a], R[self.j_to])
+            self.j_pose = np.degrees(np.arccos(np.clip((tr - 1) / 2, -1.0, 1.0))).astype(np.float32)
+        else:
+            self.j_pose = np.zeros(len(self.j_to), np.float32)
 
     def jumps(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         a, b = self.j_start[i], self.j_start[i + 1]
@@ -85,6 +101,25 @@ class BodyGraph:
         if not len(cand):
             cand = np.flatnonzero(self.alive)
         return int(cand[0])
+
+
+def _smooth_rotations(R: np.ndarray, nxt: np.ndarray, half: int = 3) -> np.ndarray:
+    """Head rotations averaged over +-half frames along the footage (FaceMesh jitters ~0.5 degree a frame,
+    as much as a jump's real pose change), back to the nearest rotation."""
+    n = len(R)
+    prv = np.full(n, -1, np.int64)
+    ok = nxt >= 0
+    prv[nxt[ok]] = np.flatnonzero(ok)
+    acc, cnt = R.copy(), np.ones(n)
+    for step in (nxt, prv):
+        cur = np.arange(n)
+        for _ in range(half):
+            cur = np.where(cur >= 0, step[np.maximum(cur, 0)], -1)
+            m = cur >= 0
+            acc[m] += R[cur[m]]
+            cnt[m] += 1
+    u, _, vt = np.linalg.svd(acc / cnt[:, None, None])
+    return u @ vt
 
 
 @dataclass(frozen=True)
@@ -116,6 +151,15 @@ class BodyWalker:
         self.jumped = 0
         self._fading = -1  # the stretch fading out (its frame at this tick), -1: none
         self._fade_left = 0
+        # the window guard: a rolling hash of the last W - 1 frames shown, and the hashes of every
+        # W-frame window shown within recent_s (hash -> its last tick, expired in tick order)
+        self._W = int(round(self.cfg.window_s * self.fps)) if self.cfg.window_s > 0 else 0
+        self._tail: deque[int] = deque()
+        self._prefix = 0
+        self._top_pow = pow(_HB, max(self._W - 2, 0), _HP)
+        self._seen: dict[int, int] = {}
+        self._seen_order: deque[tuple[int, int]] = deque()
+        self.avoided = 0  # windows the guard kept from repeating
 
     def step(self, voice: bool) -> Shot:
         g = self.g
@@ -140,7 +184,54 @@ class BodyWalker:
             else:
                 shot = Shot(self.cur)
         self.last[self.cur] = self.t
+        if self._W:
+            self._remember(self.cur)
         return shot
+
+    # -- the window guard ------------------------------------------------------------------------
+    def _window(self, x: int) -> int:
+        """Hash of the window the last W - 1 frames and frame x make (-1 until W - 1 frames are shown)."""
+        if len(self._tail) < self._W - 1:
+            return -1
+        return (self._prefix * _HB + x + 1) % _HP
+
+    def _repeats(self, x: int) -> bool:
+        h = self._window(x)
+        return h >= 0 and h in self._seen
+
+    def _repeats_path(self, j: int, n: int) -> bool:
+        """Whether landing on j and playing it n more frames (a cross-fade: no jump possible) repeats a window."""
+        if not self._W or len(self._tail) < self._W - 1:
+            return False
+        tail, p = self._tail, self._prefix
+        for k in range(n + 1):
+            h = (p * _HB + j + 1) % _HP
+            if h in self._seen:
+                return True
+            if k == n:
+                break
+            # the window after this one: the oldest frame leaves the prefix, j joins it
+            p = ((p - tail[k] * self._top_pow) * _HB + j + 1) % _HP
+            j = int(self.g.next[j])
+            if j < 0:
+                return False
+        return False
+
+    def _remember(self, x: int) -> None:
+        h = self._window(x)
+        if h >= 0:
+            self._seen[h] = self.t
+            self._seen_order.append((self.t, h))
+            horizon = self.t - self.cfg.recent_s * self.fps
+            while self._seen_order and self._seen_order[0][0] < horizon:
+                t0, h0 = self._seen_order.popleft()
+                if self._seen.get(h0) == t0:
+                    del self._seen[h0]
+        # the prefix: the last W - 1 frames
+        if len(self._tail) == self._W - 1:
+            self._prefix = (self._prefix - self._tail.popleft() * self._top_pow) % _HP
+        self._prefix = (self._prefix * _HB + x + 1) % _HP
+        self._tail.append(x + 1)
 
     def _stale(self, j: np.ndarray) -> np.ndarray:
         """1 for a frame just shown, 0 for one not shown within recent_s."""
@@ -163,7 +254,9 @@ class BodyWalker:
         stale = self._stale(to)
         # a stretch longer than a jump's spacing, shown within recent_s, would replay a whole window
         trapped = (g.trap_after_landing[to] >= 0.8 * c.max_run_s * self.fps) & (stale > 0)
-        score = c.cost_weight * cost + 12.0 * stale + 6.0 * np.abs(g.speak_ahead[to] - want) + 10.0 * used + 40.0 * trapped
+        a, b_ = g.j_start[i], g.j_start[i + 1]
+        score = (c.cost_weight * cost + 12.0 * stale + 6.0 * np.abs(g.speak_ahead[to] - want) + 10.0 * used
+                 + 40.0 * trapped + c.pose_weight * g.j_pose[a:b_])
         stay = np.inf if nxt < 0 else float(12.0 * self._stale(np.array([nxt]))[0] + 6.0 * abs(g.speak_ahead[nxt] - want))
         best_score = float(score.min())
         jump = nxt < 0
@@ -175,11 +268,24 @@ class BodyWalker:
                 jump = self.rng.random() < p and best_score < stay + 3.0
         if not jump and best_score + 3.0 < stay:  # the voice changed pools, or this stretch was shown lately
             jump = self.rng.random() < c.pool_switch
+        if not jump and self._W and self._repeats(nxt):  # playing on would replay a whole window: leave now
+            jump = True
         if not jump:
             return nxt, False
+        rep = np.zeros(len(to), bool)
+        if self._W:  # a target whose landing (and the fade after it) replays a window is the last resort
+            n_fade = g.fade - 1 if g.fade > 0 and nxt >= 0 else 0
+            rep = np.array([self._repeats_path(int(j), n_fade if f else 0) for j, f in zip(to, fade)])
+            if rep.all():
+                if nxt >= 0 and not self._repeats(nxt):
+                    return nxt, False
+                rep[:] = False  # no way out is new: choose as if unguarded
+            elif rep.any():
+                self.avoided += 1
+        cand = np.flatnonzero(~rep)
         # every way out shown lately: a loop of few stretches; leave it by any of them, at random
-        k = len(to) if best_score >= c.escape else min(c.top, len(to))
-        best = np.argsort(score, kind="stable")[:k]
+        k = len(cand) if float(score[cand].min()) >= c.escape else min(c.top, len(cand))
+        best = cand[np.argsort(score[cand], kind="stable")[:k]]
         b = int(best[self.rng.integers(k)])
         j = int(to[b])
         self.edge_last[(i, j)] = self.t
