@@ -39,6 +39,9 @@ class WalkerConfig:
     escape: float = 8.0  # when even the best jump scores this badly, draw among all of them
     cost_weight: float = 1.0  # how much a jump's visible change counts against staleness (12) and pool (6)
     pose_weight: float = 0.0  # score per degree of head rotation a jump adds (a jump's pose change shows as head speed)
+    lookahead: bool = True  # judge a way on by the stretch it plays (max_run_s) and that stretch's ways out,
+    # not by its first frame: a few takes' frames that only jump among themselves are a trap every frame of which
+    # looks fresh until the walk is inside it
     window_s: float = 2.0  # no sequence of frames this long is shown twice within recent_s where a jump can avoid it
     # (0: off). Staleness alone lets a long walk fall into loops of a few stretches; this guard checks the
     # exact sequence each candidate frame would complete (a rolling hash), so the walk leaves a loop at once
@@ -91,6 +94,21 @@ class BodyGraph:
             self.j_pose = np.degrees(np.arccos(np.clip((tr - 1) / 2, -1.0, 1.0))).astype(np.float32)
         else:
             self.j_pose = np.zeros(len(self.j_to), np.float32)
+
+    def lookahead(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(n, k) the frames a frame plays on into (the last one repeated at an end) and (n, 2k) the two best
+        jump targets of each of them (-1: none)."""
+        chain = np.empty((self.n, k), np.int64)
+        cur = np.arange(self.n)
+        for q in range(k):
+            chain[:, q] = cur
+            nx = self.next[cur]
+            cur = np.where(nx >= 0, nx, cur)
+        cnt = self.j_start[1:] - self.j_start[:-1]
+        first = np.where(cnt > 0, self.j_to[np.minimum(self.j_start[:-1], len(self.j_to) - 1)], -1) if len(self.j_to) else np.full(self.n, -1)
+        second = np.where(cnt > 1, self.j_to[np.minimum(self.j_start[:-1] + 1, len(self.j_to) - 1)], -1) if len(self.j_to) else np.full(self.n, -1)
+        exits = np.concatenate([first[chain], second[chain]], axis=1)
+        return chain, exits
 
     def jumps(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         a, b = self.j_start[i], self.j_start[i + 1]
@@ -160,6 +178,8 @@ class BodyWalker:
         self._seen: dict[int, int] = {}
         self._seen_order: deque[tuple[int, int]] = deque()
         self.avoided = 0  # windows the guard kept from repeating
+        if self.cfg.lookahead and not hasattr(self, "_chain"):
+            self._chain, self._exits = self.g.lookahead(max(1, int(self.cfg.max_run_s * self.fps)))
 
     def step(self, voice: bool) -> Shot:
         g = self.g
@@ -200,10 +220,12 @@ class BodyWalker:
         return h >= 0 and h in self._seen
 
     def _repeats_path(self, j: int, n: int) -> bool:
-        """Whether landing on j and playing it n more frames (a cross-fade: no jump possible) repeats a window."""
+        """Whether landing on j and playing on until the walk can jump again (n frames of cross-fade, then
+        frames without jumps) repeats a window."""
         if not self._W or len(self._tail) < self._W - 1:
             return False
         tail, p = self._tail, self._prefix
+        n = min(max(n, int(self.g.trap_after_landing[j]) - 1), self._W - 2)
         for k in range(n + 1):
             h = (p * _HB + j + 1) % _HP
             if h in self._seen:
@@ -238,6 +260,16 @@ class BodyWalker:
         age = (self.t - self.last[j]) / (self.cfg.recent_s * self.fps)
         return np.clip(1.0 - age, 0.0, 1.0)
 
+    def _fresh(self, x: np.ndarray) -> np.ndarray:
+        """0 (fresh) .. 12 (just shown): a way on judged by its first frame, or (lookahead) by the stretch it plays
+        and the best way out of that stretch."""
+        if not self.cfg.lookahead:
+            return 12.0 * self._stale(x)
+        stretch = self._stale(self._chain[x]).mean(1)
+        ex = self._exits[x]
+        out = np.where(ex >= 0, self._stale(np.maximum(ex, 0)), 1.0).min(1)
+        return 6.0 * stretch + 6.0 * out
+
     def _choose(self, i: int, voice: bool) -> tuple[int, bool]:
         g, c = self.g, self.cfg
         nxt = int(g.next[i])
@@ -255,9 +287,9 @@ class BodyWalker:
         # a stretch longer than a jump's spacing, shown within recent_s, would replay a whole window
         trapped = (g.trap_after_landing[to] >= 0.8 * c.max_run_s * self.fps) & (stale > 0)
         a, b_ = g.j_start[i], g.j_start[i + 1]
-        score = (c.cost_weight * cost + 12.0 * stale + 6.0 * np.abs(g.speak_ahead[to] - want) + 10.0 * used
+        score = (c.cost_weight * cost + self._fresh(to) + 6.0 * np.abs(g.speak_ahead[to] - want) + 10.0 * used
                  + 40.0 * trapped + c.pose_weight * g.j_pose[a:b_])
-        stay = np.inf if nxt < 0 else float(12.0 * self._stale(np.array([nxt]))[0] + 6.0 * abs(g.speak_ahead[nxt] - want))
+        stay = np.inf if nxt < 0 else float(self._fresh(np.array([nxt]))[0] + 6.0 * abs(g.speak_ahead[nxt] - want))
         best_score = float(score.min())
         jump = nxt < 0
         if not jump and self.run >= c.min_run_s * self.fps:
