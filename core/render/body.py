@@ -38,7 +38,8 @@ class WalkerConfig:
     top: int = 3  # a jump is drawn among this many best targets
     escape: float = 8.0  # when even the best jump scores this badly, draw among all of them
     cost_weight: float = 1.0  # how much a jump's visible change counts against staleness (12) and pool (6)
-    pose_weight: float = 0.0  # score per degree of head rotation a jump adds (a jump's pose change shows as head speed)
+    pool_weight: float = 10.0  # score of a stretch that does not fit the voice (speaking vs listening footage)
+    pose_weight: float = 3.0  # score per degree of head rotation a jump adds (a jump's pose change shows as head speed)
     lookahead: bool = True  # judge a way on by the stretch it plays (max_run_s) and that stretch's ways out,
     # not by its first frame: a few takes' frames that only jump among themselves are a trap every frame of which
     # looks fresh until the walk is inside it
@@ -95,18 +96,21 @@ class BodyGraph:
         else:
             self.j_pose = np.zeros(len(self.j_to), np.float32)
 
-    def lookahead(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(n, k) the frames a frame plays on into (the last one repeated at an end) and (n, 2k) the two best
-        jump targets of each of them (-1: none)."""
+    def lookahead(self, k: int, stride: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """(n, k / stride) every stride-th frame a frame plays on into (the last one repeated at an end) and
+        (n, 2 k / stride) the two best jump targets of each of them (-1: none). Sampled: the walk's step stays cheap."""
         chain = np.empty((self.n, k), np.int64)
         cur = np.arange(self.n)
         for q in range(k):
             chain[:, q] = cur
             nx = self.next[cur]
             cur = np.where(nx >= 0, nx, cur)
+        chain = chain[:, ::stride]
         cnt = self.j_start[1:] - self.j_start[:-1]
-        first = np.where(cnt > 0, self.j_to[np.minimum(self.j_start[:-1], len(self.j_to) - 1)], -1) if len(self.j_to) else np.full(self.n, -1)
-        second = np.where(cnt > 1, self.j_to[np.minimum(self.j_start[:-1] + 1, len(self.j_to) - 1)], -1) if len(self.j_to) else np.full(self.n, -1)
+        last = max(len(self.j_to) - 1, 0)
+        to = self.j_to if len(self.j_to) else np.zeros(1, np.int64)
+        first = np.where(cnt > 0, to[np.minimum(self.j_start[:-1], last)], -1)
+        second = np.where(cnt > 1, to[np.minimum(self.j_start[:-1] + 1, last)], -1)
         exits = np.concatenate([first[chain], second[chain]], axis=1)
         return chain, exits
 
@@ -257,18 +261,19 @@ class BodyWalker:
 
     def _stale(self, j: np.ndarray) -> np.ndarray:
         """1 for a frame just shown, 0 for one not shown within recent_s."""
-        age = (self.t - self.last[j]) / (self.cfg.recent_s * self.fps)
-        return np.clip(1.0 - age, 0.0, 1.0)
+        return np.maximum(1.0 - (self.t - self.last[j]) / (self.cfg.recent_s * self.fps), 0.0)
 
-    def _fresh(self, x: np.ndarray) -> np.ndarray:
-        """0 (fresh) .. 12 (just shown): a way on judged by its first frame, or (lookahead) by the stretch it plays
-        and the best way out of that stretch."""
+    def _fresh(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(0 fresh .. 12 just shown, first frame's staleness) of each way on x: judged by its first frame, or
+        (lookahead) by the stretch it plays and the best way out of that stretch. One gather: a cheap step."""
         if not self.cfg.lookahead:
-            return 12.0 * self._stale(x)
-        stretch = self._stale(self._chain[x]).mean(1)
-        ex = self._exits[x]
-        out = np.where(ex >= 0, self._stale(np.maximum(ex, 0)), 1.0).min(1)
-        return 6.0 * stretch + 6.0 * out
+            st = self._stale(x)
+            return 12.0 * st, st
+        ch, ex = self._chain[x], self._exits[x]
+        m = ch.shape[1]
+        st = self._stale(np.concatenate([ch, np.maximum(ex, 0)], axis=1))
+        out = np.where(ex >= 0, st[:, m:], 1.0).min(1)
+        return 6.0 * st[:, :m].mean(1) + 6.0 * out, st[:, 0]
 
     def _choose(self, i: int, voice: bool) -> tuple[int, bool]:
         g, c = self.g, self.cfg
@@ -283,13 +288,13 @@ class BodyWalker:
         recent = c.recent_s * self.fps
         used = np.array([self.t - self.edge_last.get((i, int(j)), -10 ** 9) < recent for j in to])
         # a stretch is worse the more recently it was shown and the less it fits the voice
-        stale = self._stale(to)
+        fresh, stale = self._fresh(np.concatenate(([nxt if nxt >= 0 else i], to)))
         # a stretch longer than a jump's spacing, shown within recent_s, would replay a whole window
-        trapped = (g.trap_after_landing[to] >= 0.8 * c.max_run_s * self.fps) & (stale > 0)
+        trapped = (g.trap_after_landing[to] >= 0.8 * c.max_run_s * self.fps) & (stale[1:] > 0)
         a, b_ = g.j_start[i], g.j_start[i + 1]
-        score = (c.cost_weight * cost + self._fresh(to) + 6.0 * np.abs(g.speak_ahead[to] - want) + 10.0 * used
+        score = (c.cost_weight * cost + fresh[1:] + c.pool_weight * np.abs(g.speak_ahead[to] - want) + 10.0 * used
                  + 40.0 * trapped + c.pose_weight * g.j_pose[a:b_])
-        stay = np.inf if nxt < 0 else float(self._fresh(np.array([nxt]))[0] + 6.0 * abs(g.speak_ahead[nxt] - want))
+        stay = np.inf if nxt < 0 else float(fresh[0] + c.pool_weight * abs(g.speak_ahead[nxt] - want))
         best_score = float(score.min())
         jump = nxt < 0
         if not jump and self.run >= c.min_run_s * self.fps:
