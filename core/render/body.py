@@ -17,12 +17,15 @@ import atexit
 import logging
 import threading
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+_HP = (1 << 61) - 1  # the window guard's rolling hash: a Mersenne prime modulus
+_HB = 1_000_003
 
 
 @dataclass
@@ -35,6 +38,14 @@ class WalkerConfig:
     top: int = 3  # a jump is drawn among this many best targets
     escape: float = 8.0  # when even the best jump scores this badly, draw among all of them
     cost_weight: float = 1.0  # how much a jump's visible change counts against staleness (12) and pool (6)
+    pool_weight: float = 10.0  # score of a stretch that does not fit the voice (speaking vs listening footage)
+    pose_weight: float = 3.0  # score per degree of head rotation a jump adds (a jump's pose change shows as head speed)
+    lookahead: bool = True  # judge a way on by the stretch it plays (max_run_s) and that stretch's ways out,
+    # not by its first frame: a few takes' frames that only jump among themselves are a trap every frame of which
+    # looks fresh until the walk is inside it
+    window_s: float = 2.0  # no sequence of frames this long is shown twice within recent_s where a jump can avoid it
+    # (0: off). Staleness alone lets a long walk fall into loops of a few stretches; this guard checks the
+    # exact sequence each candidate frame would complete (a rolling hash), so the walk leaves a loop at once
     seed: int = 0
 
 
@@ -75,6 +86,33 @@ class BodyGraph:
             land = np.where(land >= 0, self.next[np.maximum(land, 0)], -1)
         self.trap_after_landing = np.where(land >= 0, self.free_run[np.maximum(land, 0)] + self.fade + 1, 0)
         self.blink = arrays["blink"].astype(bool) if "blink" in arrays else np.zeros(self.n, bool)
+        # the head rotation a jump adds (degrees, between the frame that would have come and the target)
+        src = np.repeat(np.arange(self.n), np.diff(self.j_start))
+        if "pose" in arrays and len(src):
+            R = _smooth_rotations(np.asarray(arrays["pose"], np.float64)[:, 1:10].reshape(-1, 3, 3), self.next)
+            a = np.where(self.next[src] >= 0, self.next[src], src)
+            tr = np.einsum("nij,nij->n", R[a], R[self.j_to])
+            self.j_pose = np.degrees(np.arccos(np.clip((tr - 1) / 2, -1.0, 1.0))).astype(np.float32)
+        else:
+            self.j_pose = np.zeros(len(self.j_to), np.float32)
+
+    def lookahead(self, k: int, stride: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """(n, k / stride) every stride-th frame a frame plays on into (the last one repeated at an end) and
+        (n, 2 k / stride) the two best jump targets of each of them (-1: none). Sampled: the walk's step stays cheap."""
+        chain = np.empty((self.n, k), np.int64)
+        cur = np.arange(self.n)
+        for q in range(k):
+            chain[:, q] = cur
+            nx = self.next[cur]
+            cur = np.where(nx >= 0, nx, cur)
+        chain = chain[:, ::stride]
+        cnt = self.j_start[1:] - self.j_start[:-1]
+        last = max(len(self.j_to) - 1, 0)
+        to = self.j_to if len(self.j_to) else np.zeros(1, np.int64)
+        first = np.where(cnt > 0, to[np.minimum(self.j_start[:-1], last)], -1)
+        second = np.where(cnt > 1, to[np.minimum(self.j_start[:-1] + 1, last)], -1)
+        exits = np.concatenate([first[chain], second[chain]], axis=1)
+        return chain, exits
 
     def jumps(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         a, b = self.j_start[i], self.j_start[i + 1]
@@ -85,6 +123,25 @@ class BodyGraph:
         if not len(cand):
             cand = np.flatnonzero(self.alive)
         return int(cand[0])
+
+
+def _smooth_rotations(R: np.ndarray, nxt: np.ndarray, half: int = 3) -> np.ndarray:
+    """Head rotations averaged over +-half frames along the footage (FaceMesh jitters ~0.5 degree a frame,
+    as much as a jump's real pose change), back to the nearest rotation."""
+    n = len(R)
+    prv = np.full(n, -1, np.int64)
+    ok = nxt >= 0
+    prv[nxt[ok]] = np.flatnonzero(ok)
+    acc, cnt = R.copy(), np.ones(n)
+    for step in (nxt, prv):
+        cur = np.arange(n)
+        for _ in range(half):
+            cur = np.where(cur >= 0, step[np.maximum(cur, 0)], -1)
+            m = cur >= 0
+            acc[m] += R[cur[m]]
+            cnt[m] += 1
+    u, _, vt = np.linalg.svd(acc / cnt[:, None, None])
+    return u @ vt
 
 
 @dataclass(frozen=True)
@@ -116,6 +173,17 @@ class BodyWalker:
         self.jumped = 0
         self._fading = -1  # the stretch fading out (its frame at this tick), -1: none
         self._fade_left = 0
+        # the window guard: a rolling hash of the last W - 1 frames shown, and the hashes of every
+        # W-frame window shown within recent_s (hash -> its last tick, expired in tick order)
+        self._W = int(round(self.cfg.window_s * self.fps)) if self.cfg.window_s > 0 else 0
+        self._tail: deque[int] = deque()
+        self._prefix = 0
+        self._top_pow = pow(_HB, max(self._W - 2, 0), _HP)
+        self._seen: dict[int, int] = {}
+        self._seen_order: deque[tuple[int, int]] = deque()
+        self.avoided = 0  # windows the guard kept from repeating
+        if self.cfg.lookahead and not hasattr(self, "_chain"):
+            self._chain, self._exits = self.g.lookahead(max(1, int(self.cfg.max_run_s * self.fps)))
 
     def step(self, voice: bool) -> Shot:
         g = self.g
@@ -140,12 +208,72 @@ class BodyWalker:
             else:
                 shot = Shot(self.cur)
         self.last[self.cur] = self.t
+        if self._W:
+            self._remember(self.cur)
         return shot
+
+    # -- the window guard ------------------------------------------------------------------------
+    def _window(self, x: int) -> int:
+        """Hash of the window the last W - 1 frames and frame x make (-1 until W - 1 frames are shown)."""
+        if len(self._tail) < self._W - 1:
+            return -1
+        return (self._prefix * _HB + x + 1) % _HP
+
+    def _repeats(self, x: int) -> bool:
+        h = self._window(x)
+        return h >= 0 and h in self._seen
+
+    def _repeats_path(self, j: int, n: int) -> bool:
+        """Whether landing on j and playing on until the walk can jump again (n frames of cross-fade, then
+        frames without jumps) repeats a window."""
+        if not self._W or len(self._tail) < self._W - 1:
+            return False
+        tail, p = self._tail, self._prefix
+        n = min(max(n, int(self.g.trap_after_landing[j]) - 1), self._W - 2)
+        for k in range(n + 1):
+            h = (p * _HB + j + 1) % _HP
+            if h in self._seen:
+                return True
+            if k == n:
+                break
+            # the window after this one: the oldest frame leaves the prefix, j joins it
+            p = ((p - tail[k] * self._top_pow) * _HB + j + 1) % _HP
+            j = int(self.g.next[j])
+            if j < 0:
+                return False
+        return False
+
+    def _remember(self, x: int) -> None:
+        h = self._window(x)
+        if h >= 0:
+            self._seen[h] = self.t
+            self._seen_order.append((self.t, h))
+            horizon = self.t - self.cfg.recent_s * self.fps
+            while self._seen_order and self._seen_order[0][0] < horizon:
+                t0, h0 = self._seen_order.popleft()
+                if self._seen.get(h0) == t0:
+                    del self._seen[h0]
+        # the prefix: the last W - 1 frames
+        if len(self._tail) == self._W - 1:
+            self._prefix = (self._prefix - self._tail.popleft() * self._top_pow) % _HP
+        self._prefix = (self._prefix * _HB + x + 1) % _HP
+        self._tail.append(x + 1)
 
     def _stale(self, j: np.ndarray) -> np.ndarray:
         """1 for a frame just shown, 0 for one not shown within recent_s."""
-        age = (self.t - self.last[j]) / (self.cfg.recent_s * self.fps)
-        return np.clip(1.0 - age, 0.0, 1.0)
+        return np.maximum(1.0 - (self.t - self.last[j]) / (self.cfg.recent_s * self.fps), 0.0)
+
+    def _fresh(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(0 fresh .. 12 just shown, first frame's staleness) of each way on x: judged by its first frame, or
+        (lookahead) by the stretch it plays and the best way out of that stretch. One gather: a cheap step."""
+        if not self.cfg.lookahead:
+            st = self._stale(x)
+            return 12.0 * st, st
+        ch, ex = self._chain[x], self._exits[x]
+        m = ch.shape[1]
+        st = self._stale(np.concatenate([ch, np.maximum(ex, 0)], axis=1))
+        out = np.where(ex >= 0, st[:, m:], 1.0).min(1)
+        return 6.0 * st[:, :m].mean(1) + 6.0 * out, st[:, 0]
 
     def _choose(self, i: int, voice: bool) -> tuple[int, bool]:
         g, c = self.g, self.cfg
@@ -160,11 +288,13 @@ class BodyWalker:
         recent = c.recent_s * self.fps
         used = np.array([self.t - self.edge_last.get((i, int(j)), -10 ** 9) < recent for j in to])
         # a stretch is worse the more recently it was shown and the less it fits the voice
-        stale = self._stale(to)
+        fresh, stale = self._fresh(np.concatenate(([nxt if nxt >= 0 else i], to)))
         # a stretch longer than a jump's spacing, shown within recent_s, would replay a whole window
-        trapped = (g.trap_after_landing[to] >= 0.8 * c.max_run_s * self.fps) & (stale > 0)
-        score = c.cost_weight * cost + 12.0 * stale + 6.0 * np.abs(g.speak_ahead[to] - want) + 10.0 * used + 40.0 * trapped
-        stay = np.inf if nxt < 0 else float(12.0 * self._stale(np.array([nxt]))[0] + 6.0 * abs(g.speak_ahead[nxt] - want))
+        trapped = (g.trap_after_landing[to] >= 0.8 * c.max_run_s * self.fps) & (stale[1:] > 0)
+        a, b_ = g.j_start[i], g.j_start[i + 1]
+        score = (c.cost_weight * cost + fresh[1:] + c.pool_weight * np.abs(g.speak_ahead[to] - want) + 10.0 * used
+                 + 40.0 * trapped + c.pose_weight * g.j_pose[a:b_])
+        stay = np.inf if nxt < 0 else float(fresh[0] + c.pool_weight * abs(g.speak_ahead[nxt] - want))
         best_score = float(score.min())
         jump = nxt < 0
         if not jump and self.run >= c.min_run_s * self.fps:
@@ -175,11 +305,24 @@ class BodyWalker:
                 jump = self.rng.random() < p and best_score < stay + 3.0
         if not jump and best_score + 3.0 < stay:  # the voice changed pools, or this stretch was shown lately
             jump = self.rng.random() < c.pool_switch
+        if not jump and self._W and self._repeats(nxt):  # playing on would replay a whole window: leave now
+            jump = True
         if not jump:
             return nxt, False
+        rep = np.zeros(len(to), bool)
+        if self._W:  # a target whose landing (and the fade after it) replays a window is the last resort
+            n_fade = g.fade - 1 if g.fade > 0 and nxt >= 0 else 0
+            rep = np.array([self._repeats_path(int(j), n_fade if f else 0) for j, f in zip(to, fade)])
+            if rep.all():
+                if nxt >= 0 and not self._repeats(nxt):
+                    return nxt, False
+                rep[:] = False  # no way out is new: choose as if unguarded
+            elif rep.any():
+                self.avoided += 1
+        cand = np.flatnonzero(~rep)
         # every way out shown lately: a loop of few stretches; leave it by any of them, at random
-        k = len(to) if best_score >= c.escape else min(c.top, len(to))
-        best = np.argsort(score, kind="stable")[:k]
+        k = len(cand) if float(score[cand].min()) >= c.escape else min(c.top, len(cand))
+        best = cand[np.argsort(score[cand], kind="stable")[:k]]
         b = int(best[self.rng.integers(k)])
         j = int(to[b])
         self.edge_last[(i, j)] = self.t
