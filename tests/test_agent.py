@@ -132,7 +132,8 @@ def test_live_from_pulseaudio_frames_idle_speech_latency(pulse):
     opening = np.array(backend.kept)
     assert opening[np.array(kinds) == "speech"].mean() > opening[np.array(kinds) == "idle"].mean() + 1
     assert s["latency_p50_ms"] is not None and s["latency_samples"] > FPS * 5
-    assert s["latency_p95_ms"] >= s["lookahead_ms"]  # look-ahead is part of the figure
+    # look-ahead is part of the figure: no frame can show a mouth sooner than the look-ahead after its sound
+    assert s["latency_p50_ms"] >= s["lookahead_ms"]
     assert s["errors"] == 0
 
 
