@@ -39,7 +39,9 @@ def _drive(avatar, n: int) -> list[np.ndarray | None]:
     return out
 
 
-def hash_frames(avatar_path: str | None, frames: int) -> dict:
+def hash_frames(avatar_path: str | None, frames: int, fps: float = 0.0) -> dict:
+    import time
+
     import cv2
 
     import hygie.core.render.renderer as R
@@ -58,7 +60,11 @@ def hash_frames(avatar_path: str | None, frames: int) -> dict:
                 r.restart_body()
                 r.reset()
                 hs, fades, jumps, prev = [], 0, 0, None
+                nxt = time.perf_counter()
                 for t, lips in enumerate(drive):
+                    if fps > 0:  # paced like the live agent: the threads that work ahead get their time
+                        nxt += 1.0 / fps
+                        time.sleep(max(0.0, nxt - time.perf_counter()))
                     f = r.render(None, t) if lips is None else r.render_lips(lips, t)
                     hs.append(hashlib.sha256(np.ascontiguousarray(f).tobytes()).hexdigest())
                     if r.body:
@@ -67,8 +73,13 @@ def hash_frames(avatar_path: str | None, frames: int) -> dict:
                         jumps += prev is not None and sh.fade < 0 and int(r.loop.graph.next[prev]) != sh.node
                         prev = sh.node
                 name = f"{'body' if body else 'idle loop'} {size[0]}x{size[1]}"
+                # frames handed over ready-made by a thread (code that has such threads)
+                ahead = getattr(r.loop, "taken_ready", None)
+                cp = getattr(r.loop, "_copier", None)
+                ahead = cp.served if cp is not None else ahead
                 res["cases"][name] = {"hashes": hs, "fade_ticks": int(fades), "plain_jumps": int(jumps)}
-                print(f"{name}: {len(hs)} frames, {fades} cross-fade ticks, {jumps} jumps without fade", flush=True)
+                print(f"{name}: {len(hs)} frames, {fades} cross-fade ticks, {jumps} jumps without fade, "
+                      f"{ahead if ahead is not None else 'no'} frames made ahead", flush=True)
             finally:
                 r.close()
     return res
@@ -100,13 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("-o", "--out", required=True)
     h.add_argument("--frames", type=int, default=400)
     h.add_argument("--avatar", default=None)
+    h.add_argument("--fps", type=float, default=0.0, help="pace the render at this rate (0: as fast as it goes)")
     c = sub.add_parser("compare")
     c.add_argument("a")
     c.add_argument("b")
     args = ap.parse_args(argv)
     if args.cmd == "hash":
         with open(args.out, "w") as f:
-            json.dump(hash_frames(args.avatar, args.frames), f)
+            json.dump(hash_frames(args.avatar, args.frames, args.fps), f)
         return 0
     with open(args.a) as fa, open(args.b) as fb:
         return compare(json.load(fa), json.load(fb))

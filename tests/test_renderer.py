@@ -49,7 +49,7 @@ def test_api_shapes(renderer, avatar):
     assert renderer.closed_coeffs.shape == (K,)
     assert renderer.render(np.zeros(K, np.float32), 1).shape == (h, w, 3)
     assert renderer.idle_frame(3).shape == (h, w, 3)
-    assert set(renderer.timings) == {"retrieval", "warp", "blend", "total"}
+    assert set(renderer.timings) == {"retrieval", "warp", "frame", "blend", "total"}
 
 
 def test_idle_mouth_is_still(renderer):

@@ -9,7 +9,9 @@ Per frame (`render_lips`):
    idle footage has them;
 3. warp: piecewise-affine over a Delaunay mesh of the 93 mouth-region points (warp.py),
    only inside the mouth's bounding box, crop and its feathered alpha together;
-4. blend: colour-matched feathered blend into a copy of the template frame (blend.py).
+4. frame: the output frame to draw into, a copy of the template / body frame (made ahead on a thread
+   where the frames are large: `take`);
+5. blend: colour-matched feathered blend into it (blend.py).
 
 The live agent calls exactly `Renderer(avatar, out_size)`, `.render(coeffs|None, tick)`,
 `.idle_frame(tick)`, `.reset()` and reads `.closed_coeffs`.
@@ -313,12 +315,14 @@ class Renderer:
             if res is not None:
                 placed = (res.patch, res.x0, res.y0, res.cover) if self.tf.identity else self._to_output(res.patch, res.x0, res.y0)
         t2 = time.perf_counter()
-        out = self.loop.frame(tick).copy()
+        # the output frame to draw into: made ahead on the body's / idle loop's thread where it can be
+        out = self.loop.take(tick)
+        t3 = time.perf_counter()
         alpha = None
         if placed is not None:
             alpha = self._composite(out, placed, dst_out, self.loop.index(tick), same_run)
-        t3 = time.perf_counter()
-        self.timings = {"retrieval": t1 - t0, "warp": t2 - t1, "blend": t3 - t2, "total": t3 - t0}
+        t4 = time.perf_counter()
+        self.timings = {"retrieval": t1 - t0, "warp": t2 - t1, "frame": t3 - t2, "blend": t4 - t3, "total": t4 - t0}
         self.last = {"mouth": j, "template": self.loop.index(tick), "dst": dst_out, "lips": lips,
                      "alpha": alpha, "x0": placed[1] if placed else 0, "y0": placed[2] if placed else 0}
         return out

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hygie.core.render.ahead import CopyAhead
 from hygie.core.render.jpeg import decode_jpeg_blob
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ def pingpong_index(tick: int, n: int) -> int:
 class TemplateLoop:
     """Output-size template frames by tick. `frame(tick)` is read-only: copy before drawing."""
 
-    def __init__(self, avatar, tf: OutputTransform, memory_budget_mb: float = 384.0, ahead: int = 8):
+    def __init__(self, avatar, tf: OutputTransform, memory_budget_mb: float = 384.0, ahead: int = 8,
+                 copy_ahead_bytes: int = 1 << 20):
         t = avatar.template
         self.jpeg, self.offsets = t["jpeg"], t["offsets"]
         self.n = len(self.offsets) - 1
@@ -111,6 +113,10 @@ class TemplateLoop:
         self._next_tick = 0
         self._stop = False
         self._thread: threading.Thread | None = None
+        # output frames of at least this size (720p: 2.8 MB) are copied for the frame path on a thread
+        # (core/render/ahead.py); a small frame's copy costs less than handing it over
+        self._copier: CopyAhead | None = CopyAhead(self.frame, "hygie-template-copy") \
+            if w * h * 3 >= copy_ahead_bytes else None
         if self.in_memory:
             for i in range(self.n):
                 self._frames[i] = self._decode(i)
@@ -150,6 +156,12 @@ class TemplateLoop:
                 self._put(i, img)
         return img
 
+    def take(self, tick: int) -> np.ndarray:
+        """A copy of `frame(tick)` the caller owns (draws into), made ahead when the frames are large."""
+        if self._copier is not None:
+            return self._copier.take(tick)
+        return self.frame(tick).copy()
+
     def _put(self, i: int, img: np.ndarray) -> None:
         self._cache[i] = img
         self._cache.move_to_end(i)
@@ -171,6 +183,8 @@ class TemplateLoop:
         return True
 
     def close(self) -> None:
+        if self._copier is not None:
+            self._copier.close()
         with self._lock:
             self._stop = True
             self._want.notify_all()
