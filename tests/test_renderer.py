@@ -176,3 +176,75 @@ def test_chin_follows_an_opening_mouth(avatar):
             r.close()
     assert ys[0.0] == pytest.approx(own, abs=1e-3)
     assert ys[1.0] > ys[0.0] + 1.0  # image y grows downwards: the chin drops
+
+
+def _wait_ready(player, tick: int, timeout: float = 2.0) -> None:
+    """Give the decode thread the time a paced render gives it (no timing is asserted)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while tick not in player._ready and time.monotonic() < end:
+        time.sleep(0.002)
+
+
+def test_body_frames_made_ahead_are_the_frames_made_on_the_spot(avatar):
+    """take(): the decode thread's copies and cross-fade blends are byte for byte frame(tick).copy(), also
+    when ticks skip, repeat or the walk restarts; the caller owns what it takes."""
+    from hygie.core.render.body import BodyPlayer
+
+    tf = OutputTransform.fit(avatar.frame_size, (1280, 720))
+    voice = np.array([(t // 60) % 2 == 0 for t in range(400)])
+    ahead, ref = BodyPlayer(avatar, tf), BodyPlayer(avatar, tf, ready=0, threaded=False)
+    try:
+        for p in (ahead, ref):
+            p.set_activity(voice)
+        ticks = [*range(0, 150), 150, 150, 155, 156, 157, 200, *range(201, 260)]  # a repeat and skips
+        fades = 0
+        for t in ticks:
+            _wait_ready(ahead, t)
+            got = ahead.take(t)
+            want = ref.frame(t)
+            assert np.array_equal(got, want), t
+            assert not np.shares_memory(got, want) and not np.shares_memory(got, ahead.frame(t))
+            fades += ahead.shot(t).fade >= 0
+        assert fades >= 8  # cross-fades were covered
+        assert ahead.taken_ready > len(ticks) // 2  # most frames came ready-made
+        # a restarted walk shows the same frames again, never a frame made for the old walk
+        ahead.reset()
+        ref.reset()
+        for t in range(20):
+            assert np.array_equal(ahead.take(t), ref.frame(t))
+    finally:
+        ahead.close()
+        ref.close()
+    assert ahead._thread is not None and not ahead._thread.is_alive()
+    assert len(ahead._ready) == 0
+
+
+def test_idle_loop_copies_made_ahead_are_exact_copies(avatar):
+    """The idle loop's copy-ahead (large output frames): take() is frame(tick).copy(), drawing into it leaves
+    the loop's frame untouched, and close() stops the thread."""
+    import time
+
+    from hygie.core.render.template import TemplateLoop
+
+    tf = OutputTransform.fit(avatar.frame_size, (1920, 1080))
+    loop = TemplateLoop(avatar, tf)
+    try:
+        assert loop._copier is not None
+        for t in [*range(0, 40), 45, 45, 46, 3, 4]:
+            time.sleep(0.01)
+            got = loop.take(t)
+            assert np.array_equal(got, loop.frame(t)) and not np.shares_memory(got, loop.frame(t))
+            got[:10] = 7  # the caller's own frame
+            assert not (loop.frame(t)[:10] == 7).all()
+        assert loop._copier.served > 20
+    finally:
+        loop.close()
+    assert not loop._copier._thread.is_alive()
+    small = TemplateLoop(avatar, OutputTransform.fit(avatar.frame_size, None))
+    try:
+        assert small._copier is None  # a small frame is copied on the spot
+        assert np.array_equal(small.take(2), small.frame(2))
+    finally:
+        small.close()
