@@ -227,12 +227,15 @@ def encoder_sweep(avatar, video, encodings: dict, max_frames: int = 200, size: t
     return out
 
 
-def interleaved(avatar, cfgs: dict, size: tuple[int, int] | None = None, frames: int = 300, warmup: int = 30) -> dict:
+def interleaved(avatar, cfgs: dict, size: tuple[int, int] | None = None, frames: int = 300, warmup: int = 30,
+                pace_fps: float = 0.0) -> dict:
     """Per-frame time of several renderer configurations, interleaved frame by frame on one core.
 
     On a shared, loaded machine two runs minutes apart are not comparable; frames alternating
     between configurations see the same load. Includes the copy-and-paste floor as one more
-    "configuration". Returns {name: {"mean_ms", "p50_ms", "p95_ms", "ratio_to_floor"}}.
+    "configuration". `pace_fps` > 0 starts each tick (all configurations) at that rate, as the live agent
+    does, so threads that work ahead get their time. Returns {name: {"mean_ms", "p50_ms", "p95_ms",
+    "ratio_to_floor"}}.
     """
     import cv2
 
@@ -250,7 +253,11 @@ def interleaved(avatar, cfgs: dict, size: tuple[int, int] | None = None, frames:
             r.reset()
         acc: dict[str, list[float]] = {k: [] for k in [*rs, "floor"]}
         patches: dict = {}
+        nxt = time.perf_counter()
         for i in range(len(lips)):
+            if pace_fps > 0:
+                nxt += 1.0 / pace_fps
+                time.sleep(max(0.0, nxt - time.perf_counter()))
             for k, r in rs.items():
                 t = time.perf_counter()
                 r.render_lips(lips[i], i)

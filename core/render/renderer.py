@@ -57,6 +57,9 @@ class RendererConfig:
     # detector- or model-driven request jitters; the lips themselves are never smoothed
     skin_smooth: float = 0.5
     template_memory_mb: float = 384.0
+    # make the output frame (copy, cross-fade blend) ahead on the body's / idle loop's thread; False: on
+    # the frame path (same bytes either way; for side-by-side measures)
+    frame_ahead: bool = True
     body: bool = True  # walk the package's motion graph (body.mp4) when it has one; False: the idle loop
     walker: WalkerConfig = field(default_factory=WalkerConfig)
 
@@ -119,10 +122,11 @@ class Renderer:
         if self.body:
             from hygie.core.render.body import BodyPlayer
 
-            self.loop = BodyPlayer(avatar, self.tf, cfg=self.cfg.walker)
+            self.loop = BodyPlayer(avatar, self.tf, cfg=self.cfg.walker, ready=2 if self.cfg.frame_ahead else 0)
             t = self.loop.arrays
         else:
-            self.loop = TemplateLoop(avatar, self.tf, self.cfg.template_memory_mb)
+            self.loop = TemplateLoop(avatar, self.tf, self.cfg.template_memory_mb,
+                                     copy_ahead_bytes=1 << 20 if self.cfg.frame_ahead else 1 << 62)
             t = avatar.template
         self.frames = t  # geometry of the frames the mouth is pasted into (frame, landmarks, pose, lips_z)
         # canonical (x, y, z, 1) -> template image pixels, one 2x4 matrix per template frame.
