@@ -39,6 +39,7 @@ from hygie.core.render.warp import PiecewiseAffineWarper, delaunay
 log = logging.getLogger(__name__)
 
 N_LIPS = len(G.LIPS)
+FRAME_AHEAD_BYTES = 1 << 20  # output frames this large (720p: 2.8 MB) are made ahead on a thread
 
 
 @dataclass
@@ -122,11 +123,14 @@ class Renderer:
         if self.body:
             from hygie.core.render.body import BodyPlayer
 
-            self.loop = BodyPlayer(avatar, self.tf, cfg=self.cfg.walker, ready=2 if self.cfg.frame_ahead else 0)
+            # small frames (a 360x288 package at its own size) are copied on the spot: handing one over
+            # costs more than copying it
+            big = self.size[0] * self.size[1] * 3 >= FRAME_AHEAD_BYTES
+            self.loop = BodyPlayer(avatar, self.tf, cfg=self.cfg.walker, ready=2 if self.cfg.frame_ahead and big else 0)
             t = self.loop.arrays
         else:
             self.loop = TemplateLoop(avatar, self.tf, self.cfg.template_memory_mb,
-                                     copy_ahead_bytes=1 << 20 if self.cfg.frame_ahead else 1 << 62)
+                                     copy_ahead_bytes=FRAME_AHEAD_BYTES if self.cfg.frame_ahead else 1 << 62)
             t = avatar.template
         self.frames = t  # geometry of the frames the mouth is pasted into (frame, landmarks, pose, lips_z)
         # canonical (x, y, z, 1) -> template image pixels, one 2x4 matrix per template frame.
