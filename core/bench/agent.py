@@ -165,7 +165,8 @@ def run_agent_bench(minutes: float, avatar: str | None = None, source: str = "fi
                 growers = end.compare_to(snaps["minute1"], "traceback")[:top]
                 summary["tracemalloc_top_growth"] = [
                     {"kB": round(s.size_diff / 1024, 1), "blocks": s.count_diff,
-                     "where": " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in s.traceback)}
+                     # the allocating line first, then its callers (a Traceback runs oldest -> newest)
+                     "where": " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in reversed(s.traceback))}
                     for s in growers]
         # what the allocator held free at the end: RSS that one malloc_trim gives back
         heap.malloc_trim()
