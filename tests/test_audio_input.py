@@ -143,3 +143,38 @@ def test_start_twice_keeps_one_stream(pulse):
         assert sum(t.name == "audio-watchdog" for t in threading.enumerate()) == 1
     finally:
         src.stop()
+
+
+def test_a_reopened_generation_is_freed_at_once(pulse):
+    """The watchdog's reopen drops the old generation's ring, anchors and resampler by reference count, without
+    waiting for a full garbage collection (a sounddevice stream is a reference cycle of its own; the callback
+    used to hold the capture strongly from inside it, so every reopen kept ~0.5 MB until the collector ran)."""
+    import gc
+    import weakref
+
+    from hygie.core.audio.capture import AudioInput
+
+    ai = AudioInput("pulse", open_grace_s=3.0).start()
+    gc.disable()  # only reference counting frees: what a cycle holds stays
+    try:
+        old = []
+        def wait_alive() -> None:  # PulseAudio's first callback after an open takes 1-2 s
+            t_end = time.time() + 15
+            while time.time() < t_end and not ai.alive:
+                _collect(ai, 0.2)
+            assert ai.alive
+
+        for k in range(3):
+            wait_alive()
+            old.append(weakref.ref(ai._cap))
+            ai._cap.errored = True  # the stream "stopped with an error": the watchdog reopens it
+            t_end = time.time() + 15
+            while time.time() < t_end and ai.reopen_count < k + 1:
+                time.sleep(0.05)
+            assert ai.reopen_count == k + 1
+        wait_alive()
+        assert ai.read().generation == 4
+        assert [r() is None for r in old] == [True] * 3
+    finally:
+        gc.enable()
+        ai.stop()

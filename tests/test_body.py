@@ -178,3 +178,29 @@ def test_long_walks_do_not_fall_into_loops(body, avatar):
     _, near = blink_frames(body["eye_open"], cfg.blink_ratio, cfg.blink_margin)
     jump = body["next"][idx[:-1]] != idx[1:]
     assert not near[idx[:-1][jump]].any() and not near[idx[1:][jump]].any()
+
+
+def test_the_walker_forgets_old_jumps(body, avatar, monkeypatch):
+    """A call of hours must not grow the walker's memory of jumps taken: only those within recent_s are kept,
+    and forgetting the older ones changes no choice (the same walk as a walker that keeps them all)."""
+    from hygie.core.render.body import BodyWalker, WalkerConfig
+
+    fps = avatar.fps
+    cfg = WalkerConfig(recent_s=20.0, seed=4)
+    voice = B.voice_pattern(5, fps, seed=5)
+    w = BodyWalker(BodyGraph(body), fps, cfg)
+    sizes = []
+    for v in voice:
+        w.step(bool(v))
+        sizes.append(len(w.edge_last))
+    idx, _, _ = walk(body, fps, voice, cfg)
+    jumps = body["next"][idx[:-1]] != idx[1:]
+    distinct = len(set(zip(idx[:-1][jumps].tolist(), idx[1:][jumps].tolist())))
+    # at most one jump per min_run_s within the last 20 s; the walk itself took many more distinct ones
+    bound = int(cfg.recent_s / cfg.min_run_s) + 1
+    assert max(sizes) <= bound < distinct, (max(sizes), bound, distinct)
+    assert len(w._edge_order) <= bound
+    # the pruned walker walks exactly as one that remembers every jump
+    monkeypatch.setattr(BodyWalker, "_forget_edges", lambda self, recent: None)
+    idx_all, _, _ = walk(body, fps, voice, cfg)
+    assert np.array_equal(idx, idx_all)

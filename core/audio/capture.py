@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,13 +177,20 @@ class AudioInput:
         self._reader_gen = -1
 
     # --- stream management -------------------------------------------------------------
-    def _make_callback(self, cap: _Capture):
-        ring = cap.ring
-        a_idx, a_t = cap.anchor_idx, cap.anchor_t
+    @staticmethod
+    def _make_callback(cap: _Capture):
+        # Weakly: a sounddevice stream is a reference cycle of its own (its callback wrapper holds the
+        # stream), freed only by a full garbage collection; a strong reference from here kept each
+        # reopened generation's ring, anchors and resampler alive with it until then.
+        cap_ref = weakref.ref(cap)
         perf = time.perf_counter
 
         def callback(indata, frames, time_info, status):  # real-time thread: copy only
             now = perf()
+            cap = cap_ref()
+            if cap is None:  # a stream the watchdog already replaced, still draining
+                return
+            ring, a_idx, a_t = cap.ring, cap.anchor_idx, cap.anchor_t
             if status.input_overflow:
                 cap.status_overflows += 1
             ring.write(indata[:, 0])
@@ -200,6 +208,17 @@ class AudioInput:
 
         return callback
 
+    @staticmethod
+    def _make_finished(cap: _Capture):
+        cap_ref = weakref.ref(cap)  # weakly, as the callback (see _make_callback)
+
+        def finished() -> None:
+            cap = cap_ref()
+            if cap is not None:
+                cap.errored = True
+
+        return finished
+
     def _open(self) -> None:
         sd = _sd()
         info = resolve_device(self.device, "input") if self._cap is not None else self.device_info
@@ -211,7 +230,7 @@ class AudioInput:
                                     samplerate=rate, channels=channels, dtype="float32",
                                     blocksize=int(rate * self.block_ms / 1000), latency="low",
                                     callback=self._make_callback(cap),
-                                    finished_callback=lambda: setattr(cap, "errored", True))
+                                    finished_callback=self._make_finished(cap))
             stream.start()
         except Exception as e:
             raise DeviceError(f"Cannot open audio input {self.name!r}: {e}. Is it in use or unplugged? "

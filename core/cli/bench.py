@@ -42,6 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, default=None,
                    help="watermark: the real-data folder (grid_s1/, obama/, grid_speakers/, speech/)")
     p.add_argument("--quick", action="store_true", help="watermark: one clip of each kind (a smoke run)")
+    p.add_argument("--no-heap-tuning", dest="heap_tuning", action="store_false",
+                   help="agent: leave glibc's malloc as it is (the 'before' of the fixed mmap threshold, for comparison)")
+    p.add_argument("--malloc-trim", action="store_true",
+                   help="agent: return free heap to the system once a minute (comparison: how much is fragmentation)")
+    p.add_argument("--trace-memory", action="store_true",
+                   help="agent: tracemalloc; print the Python allocations that grew most from minute 1 to the end "
+                        "(slows the agent a little)")
     p.set_defaults(func=run)
 
 
@@ -78,9 +85,13 @@ def run(args: argparse.Namespace) -> int:
     if "agent" in parts:
         from hygie.core.bench.agent import run_agent_bench
 
+        from hygie.core.bench.agent import format_memory
+
         results["agent"] = run_agent_bench(args.minutes or 1.0, avatar=args.avatar, source=args.source, audio=args.audio,
-                                           size=args.size)
+                                           size=args.size, heap_tuning=args.heap_tuning,
+                                           malloc_trim_each_minute=args.malloc_trim, trace_memory=args.trace_memory)
         print(json.dumps(results["agent"], indent=1, default=str))
+        print(format_memory(results["agent"]), flush=True)
     if "av-offset" in parts:
         from hygie.core.bench import av_offset
 

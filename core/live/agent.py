@@ -412,6 +412,9 @@ def build_agent(cfg: AgentConfig, source: AudioSource | None = None, on_frame: C
     from hygie.core.limits import parse_size
     from hygie.core.live.vcam import VirtualCamera
 
+    if cfg.heap_tuning:  # before the avatar and the frame buffers are allocated (see heap.py)
+        from hygie.core.live.heap import tune_heap
+        tune_heap()
     closers: list[Callable[[], None]] = []
     try:
         avatar = load_package(cfg.avatar)

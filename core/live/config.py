@@ -63,6 +63,7 @@ class AgentConfig:
     badge: bool = False  # visible "AI avatar" badge in a corner of the image
     badge_position: str = "top-right"  # top-left | top-right | bottom-left | bottom-right
     badge_size: float = 0.06  # badge height, fraction of the frame height
+    heap_tuning: bool = True  # fixed glibc mmap threshold: frame buffers go back to the system (heap.py)
     camera_kwargs: dict[str, Any] = field(default_factory=dict)  # extra backend arguments (tests)
 
 
@@ -73,7 +74,7 @@ def config_path() -> Path:
 
 # what each setting must be (the same rule for the config file and the flags)
 _TEXT = ("avatar", "input", "camera", "camera_backend", "size", "audio_out", "badge_position")
-_FLAGS = ("preview", "obs", "virtual_mic", "badge")
+_FLAGS = ("preview", "obs", "virtual_mic", "badge", "heap_tuning")
 _NUMBERS: dict[str, tuple[float, float, bool]] = {
     "fps": (1, MAX_FPS, False), "threads": (1, 64, True), "report_every_s": (0.5, 3600, False),
     "fade_ms": (0, 5000, False), "vad_margin_db": (0, 60, False), "vad_min_db": (-120, 0, False),

@@ -171,7 +171,10 @@ class BodyWalker:
         self.t = -1
         self.run = 0
         self.last = np.full(self.g.n, -10 ** 9, np.int64)
+        # jump (from, to) -> the tick it was last taken; only jumps within recent_s count (then forgotten in
+        # tick order, like the window guard's hashes: a long call must not grow it without end)
         self.edge_last: dict[tuple[int, int], int] = {}
+        self._edge_order: deque[tuple[int, tuple[int, int]]] = deque()
         self.jumped = 0
         self._fading = -1  # the stretch fading out (its frame at this tick), -1: none
         self._fade_left = 0
@@ -261,6 +264,15 @@ class BodyWalker:
         self._prefix = (self._prefix * _HB + x + 1) % _HP
         self._tail.append(x + 1)
 
+    def _forget_edges(self, recent: float) -> None:
+        """Drop jumps taken `recent` ticks ago or more: `used` in _choose no longer counts them."""
+        horizon = self.t - recent
+        order = self._edge_order
+        while order and order[0][0] <= horizon:
+            t0, e = order.popleft()
+            if self.edge_last.get(e) == t0:  # not taken again since
+                del self.edge_last[e]
+
     def _stale(self, j: np.ndarray) -> np.ndarray:
         """1 for a frame just shown, 0 for one not shown within recent_s."""
         return np.maximum(1.0 - (self.t - self.last[j]) / (self.cfg.recent_s * self.fps), 0.0)
@@ -288,6 +300,7 @@ class BodyWalker:
             return nxt, False
         want = float(voice)
         recent = c.recent_s * self.fps
+        self._forget_edges(recent)
         used = np.array([self.t - self.edge_last.get((i, int(j)), -10 ** 9) < recent for j in to])
         # a stretch is worse the more recently it was shown and the less it fits the voice
         fresh, stale = self._fresh(np.concatenate(([nxt if nxt >= 0 else i], to)))
@@ -328,6 +341,7 @@ class BodyWalker:
         b = int(best[self.rng.integers(k)])
         j = int(to[b])
         self.edge_last[(i, j)] = self.t
+        self._edge_order.append((self.t, (i, j)))
         self.run = 0
         self.jumped += 1
         return j, bool(fade[b])
