@@ -204,3 +204,51 @@ def test_the_walker_forgets_old_jumps(body, avatar, monkeypatch):
     monkeypatch.setattr(BodyWalker, "_forget_edges", lambda self, recent: None)
     idx_all, _, _ = walk(body, fps, voice, cfg)
     assert np.array_equal(idx, idx_all)
+
+
+def test_light_feature_sees_another_take_and_the_graph_cuts_there():
+    """Synthetic: a take under warmer, darker light. The light feature measures the change in Lab delta E,
+    the footage's continuity is cut at the step, and no jump links the two lights."""
+    import cv2
+
+    from hygie.core.enroll.body import build_graph, drop_footage_cuts, frame_light, light_delta
+
+    grey = np.full((120, 160, 3), 128, np.uint8)
+    warm = cv2.convertScaleAbs(grey, alpha=0.8)
+    warm[..., 2] = np.clip(warm[..., 2].astype(int) + 40, 0, 255).astype(np.uint8)  # more red (BGR)
+    a, b = frame_light(grey), frame_light(warm)
+    assert a.shape == (27,) and light_delta(a, a) < 1e-4
+    lab = [cv2.cvtColor(x[:1, :1].astype(np.float32) / 255, cv2.COLOR_BGR2Lab)[0, 0] for x in (grey, warm)]
+    assert abs(float(light_delta(a, b)) - float(np.linalg.norm(lab[0] - lab[1]))) < 0.5  # uniform: one cell's dE
+    # 200 frames of one take, then 200 of the other light; the same motion in both (a slow sway)
+    L, cfg = 400, BodyConfig(fade=4, min_jump_s=0.2)
+    rng = np.random.default_rng(0)
+    t = np.arange(L) % 200
+    thumbs = (np.sin(t[:, None] * 0.2 + np.arange(64)[None, :] * 0.1) + 0.01 * rng.standard_normal((L, 64))).astype(np.float32)
+    points = np.stack([np.sin(t * 0.2), np.cos(t * 0.2)], 1).astype(np.float32)
+    light = np.where(np.arange(L)[:, None] < 200, a[None, :], b[None, :]).astype(np.float32)
+    succ = np.append(np.arange(1, L), -1)
+    cut = drop_footage_cuts(thumbs, points, succ, cfg, light)
+    assert cut[199] == -1 and (np.delete(cut, 199) == np.delete(succ, 199)).all()  # only the light step is cut
+    g = build_graph(thumbs, points, cut, np.zeros(L, bool), 25.0, cfg, light)
+    assert len(g["jump_from"]) > 0
+    assert ((g["jump_from"] < 200) == (g["jump_to"] < 200)).all()  # no jump crosses the lights
+    blind = build_graph(thumbs, points, succ, np.zeros(L, bool), 25.0, cfg)  # the grey thumbnails alone would cross
+    assert ((blind["jump_from"] < 200) != (blind["jump_to"] < 200)).any()
+
+
+def test_the_enrolled_body_stays_under_one_light(avatar, body):
+    """GRID s1 holds 12 s of takes shot under a green-yellow light: they are left out of the graph, and every
+    frame the walk can show is within the cut threshold of the body's median light."""
+    from hygie.core.enroll.body import frame_light, light_delta
+
+    facts = avatar.meta["body"]
+    assert facts["other_light_seconds"] >= 8.0, facts  # measured 12.0 s (4 takes of 3 s)
+    alive = np.flatnonzero(body["alive"])
+    video = BodyVideo(str(avatar.file("body.mp4")), avatar.fps, avatar.frame_size)
+    try:
+        light = np.array([frame_light(video.read(int(k))) for k in alive[::10]])
+    finally:
+        video.close()
+    de = light_delta(light, np.median(light, axis=0))
+    assert de.max() < BodyConfig().light_cut_de, f"a kept frame is {de.max():.1f} dE from the body's light"

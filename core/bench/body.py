@@ -9,7 +9,11 @@ Everything is computed from the frame indices each would show (the walker is det
   against the p95 of the footage's own consecutive frames;
 - head-pose speed (degrees of head rotation per second) while voice is present and while silent,
   against the real footage's speaking and listening frames;
-- blink rate (eyes closing, per minute) against the footage's.
+- blink rate (eyes closing, per minute) against the footage's;
+- light: the colour change (delta E of the whole frame's light, `enroll/body.frame_light`) at
+  transitions, p95, against the footage's own steps; and the share of the time spent showing footage
+  under another light (> `BodyConfig.light_cut_de` from the body's median): a walk into another take's
+  light is a hard colour cut the grey measures above cannot see.
 The voice pattern is synthetic and seeded: speech bursts of 2-12 s and pauses of 0.5-6 s.
 """
 from __future__ import annotations
@@ -113,21 +117,29 @@ class Shown:
     track: np.ndarray
 
 
-def _thumbs(read_all, n: int, mouth_box: tuple[int, int, int, int], scale: float) -> np.ndarray:
+def _thumbs(read_all, n: int, mouth_box: tuple[int, int, int, int], scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(n, h, w) uint8 grey thumbnails with the mouth box blanked, (n, 27) each frame's light."""
     import cv2
 
+    from hygie.core.enroll.body import frame_light
+
     out = None
+    light = None
     x0, y0, x1, y1 = mouth_box
     for k, img in enumerate(read_all()):
         if k >= n:
             break
+        li = frame_light(img)
+        if light is None:
+            light = np.zeros((n, len(li)), np.float32)
+        light[k] = li
         g = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
         g[y0:y1, x0:x1] = 0
         t = cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         if out is None:
             out = np.zeros((n, *t.shape), np.uint8)
         out[k] = t
-    return out
+    return out, light
 
 
 def _mouth_box(points: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -154,8 +166,16 @@ def _shown_change(th: np.ndarray, sh: Shown, ticks: np.ndarray) -> np.ndarray:
     return np.array([np.abs(img(t + 1) - img(t)).mean() for t in ticks])
 
 
+def _shown_light(light: np.ndarray, sh: Shown) -> np.ndarray:
+    """(T, 27) the light of what is shown at each tick (a cross-fade's Lab taken as the blend's)."""
+    out = light[sh.idx].copy()
+    f = sh.fade >= 0
+    out[f] = (1 - sh.w[f, None]) * out[f] + sh.w[f, None] * light[sh.fade[f]]
+    return out
+
+
 def measure(sh: Shown, voice: np.ndarray, thumbs: np.ndarray, pose: np.ndarray, eye_open: np.ndarray,
-            ref: dict, fps: float) -> dict:
+            ref: dict, fps: float, light: np.ndarray | None = None) -> dict:
     """Figures of one body against the footage's reference figures (`footage_reference`)."""
     tr = sh.track[sh.idx]
     T = len(tr)
@@ -174,10 +194,21 @@ def measure(sh: Shown, voice: np.ndarray, thumbs: np.ndarray, pose: np.ndarray, 
     res["speed_silent"] = res["speed_silent_deg_s"] / ref["speed_listening_deg_s"]
     res["blinks_per_min"] = blink_onsets(eye_open[tr], ref["eye_median"]) / (T / fps / 60)
     res["blink_ratio"] = res["blinks_per_min"] / ref["blinks_per_min"]
+    if light is not None:
+        from hygie.core.enroll.body import BodyConfig, light_delta
+
+        shown = _shown_light(light, sh)
+        de = light_delta(shown[cut_ticks + 1], shown[cut_ticks]) if len(cut_ticks) else np.zeros(0)
+        res["light_cut_de_p95"] = float(np.percentile(de, 95)) if len(de) else 0.0
+        res["light_cut_de_max"] = float(de.max()) if len(de) else 0.0
+        res["light_ratio"] = res["light_cut_de_p95"] / max(ref["light_step_de_p95"], 1e-6)
+        other = light_delta(light[sh.idx], np.asarray(ref["light_median"], np.float32)) > BodyConfig.light_cut_de
+        res["other_light_share"] = float(other.mean())
     return res
 
 
-def footage_reference(track: dict, body: dict, thumbs: np.ndarray, pose: np.ndarray, fps: float) -> dict:
+def footage_reference(track: dict, body: dict, thumbs: np.ndarray, pose: np.ndarray, fps: float,
+                      light: np.ndarray | None = None) -> dict:
     """The real footage's own figures: the body frames in their recorded order (`pose` smoothed)."""
     nxt = body["next"]
     alive = body["alive"].astype(bool)
@@ -194,7 +225,14 @@ def footage_reference(track: dict, body: dict, thumbs: np.ndarray, pose: np.ndar
     steps = np.array([np.abs(thumbs[a].astype(np.float32) - thumbs[b].astype(np.float32)).mean()
                       for a, b in zip(i[sample], j[sample])])
     ev = np.where(usable, e, np.nan)
-    return {"step_change_p95": float(np.percentile(steps, 95)), "step_change_p50": float(np.median(steps)),
+    lt = {}
+    if light is not None:
+        from hygie.core.enroll.body import light_delta
+
+        # the majority light of the footage (all body frames, kept or not), and its own frame-to-frame steps
+        lt = {"light_median": np.median(light, axis=0).round(3).tolist(),
+              "light_step_de_p95": float(np.percentile(light_delta(light[i], light[j]), 95))}
+    return {**lt, "step_change_p95": float(np.percentile(steps, 95)), "step_change_p50": float(np.median(steps)),
             "speed_speaking_deg_s": float(np.nanmean(rot[sp])), "speed_listening_deg_s": float(np.nanmean(rot[~sp])),
             "eye_median": med, "blinks_per_min": blink_onsets(ev[fr[alive]], med) / (alive.sum() / fps / 60)}
 
@@ -220,15 +258,15 @@ def run(avatar, minutes: float = 30.0, seed: int = 0) -> dict:
         for k in range(L):
             yield video.read(k)
 
-    th_body = _thumbs(read_body, L, box, scale)
+    th_body, light = _thumbs(read_body, L, box, scale)
     video.close()
     pose = smooth_pose(track["pose"], track["video"])
-    ref = footage_reference(track, body, th_body, pose, fps)
+    ref = footage_reference(track, body, th_body, pose, fps, light)
     voice = voice_pattern(minutes, fps, seed)
     idx, fade, w = walk(body, fps, voice)
     nxt = body["next"]
     cut = ~((fade[:-1] < 0) & (fade[1:] < 0) & (nxt[idx[:-1]] == idx[1:]))
-    graph = measure(Shown(idx, fade, w, cut, body["frame"]), voice, th_body, pose, track["eye_open"], ref, fps)
+    graph = measure(Shown(idx, fade, w, cut, body["frame"]), voice, th_body, pose, track["eye_open"], ref, fps, light)
     # the old idle loop of the same package, ping-pong: its "cuts" are its turns
     t = avatar.template
     n = len(t["frame"])
@@ -237,7 +275,7 @@ def run(avatar, minutes: float = 30.0, seed: int = 0) -> dict:
         for k in range(n):
             yield decode_jpeg_blob(t["jpeg"], t["offsets"], k)
 
-    th_tpl = _thumbs(read_tpl, n, box, scale)
+    th_tpl, _ = _thumbs(read_tpl, n, box, scale)
     pp = np.array([pingpong_index(k, n) for k in range(len(voice))], np.int64)
     d = np.diff(pp)
     turn = np.concatenate([[False], d[1:] != d[:-1]])
@@ -260,6 +298,9 @@ def format_result(r: dict) -> str:
          f"{o['speed_silent']:.2f} ({o['speed_silent_deg_s']:.1f} deg/s)", "0.8-1.2"),
         ("blink rate / footage", f"{g['blink_ratio']:.2f} ({g['blinks_per_min']:.1f}/min)",
          f"{o['blink_ratio']:.2f} ({o['blinks_per_min']:.1f}/min)", "0.75-1.25"),
+        ("light change at transitions, p95 / footage p95",
+         f"{g['light_ratio']:.2f} ({g['light_cut_de_p95']:.2f} dE, max {g['light_cut_de_max']:.1f})", "", "<= 1.2"),
+        ("time under another light", f"{100 * g['other_light_share']:.1f} %", "", "0 %"),
         ("jumps (graph) / turns (loop) per minute", f"{g['cuts_per_min']:.0f}", f"{o['cuts_per_min']:.0f}", ""),
     ]
     head = (f"body: {r['body_seconds']} s of footage in the graph, {r['jumps']} jumps; {g['minutes']} min walk, voice {100 * r['voice_share']:.0f} % "

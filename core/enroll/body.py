@@ -5,7 +5,10 @@ play in their own order; a *jump* i -> j is allowed where frame j looks like fra
 that would have come next): same head pose, same face landmarks outside the mouth, same image
 with the mouth masked. A jump's visible change (i -> j) is at most a typical frame-to-frame change
 of the footage itself, so cuts are as smooth as the footage. No jump leaves or lands inside a
-blink. Frames that cannot keep going (ends of videos, before gaps) are pruned to the largest
+blink. The grey thumbnails are blind to colour, so each frame's light (mean Lab over a coarse grid) is
+compared too: a step into a take shot under another light is a cut in the footage, and no jump changes
+the light by more than a just-noticeable amount; such takes fall out of the graph (reported as
+`other_light_seconds`). Frames that cannot keep going (ends of videos, before gaps) are pruned to the largest
 strongly connected part, so a walk never gets stuck. Each frame is labelled speaking or listening
 from the audio (`audio/activity`), which the walker (`render/body.py`) uses to follow the voice.
 
@@ -57,6 +60,12 @@ class BodyConfig:
     blink_ratio: float = 0.55  # eyes "closed" below this fraction of their median opening
     blink_margin: int = 2  # frames around a blink (beyond the fade) where no jump starts or lands
     min_seconds: float = 4.0  # a graph keeping less footage than this (the idle loop's length) is not shipped
+    # light (mean Lab of a 3x3 grid over the whole frame, delta E as RMS over the cells): the grey thumbnails
+    # cannot see a take shot under another light or white balance, and a walk into it is a hard colour cut
+    light_cut_de: float = 8.0  # a footage step changing the light this much is a cut in the footage (GRID:
+    # takes of one light drift <= 5 apart; its other-light takes are 31 away)
+    jump_de: float = 4.0  # a cross-faded jump changes the light at most this much (spread over fade + 1 steps)
+    cut_de: float = 2.0  # a plain cut at most this much (about one just-noticeable difference)
 
 
 @dataclass
@@ -135,10 +144,31 @@ class _Encoder:
         self.c.close()
 
 
+LIGHT_GRID = 3  # cells a side of the light feature
+
+
+def frame_light(img: np.ndarray) -> np.ndarray:
+    """(LIGHT_GRID**2 * 3,) float32: mean Lab (L 0-100) of each cell of a coarse grid over a BGR frame."""
+    import cv2
+
+    n = LIGHT_GRID
+    small = cv2.resize(img, (16 * n, 12 * n), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
+    return lab.reshape(n, 12, n, 16, 3).mean(axis=(1, 3)).reshape(-1).astype(np.float32)
+
+
+def light_delta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Delta E (CIE76) between light features, root-mean-square over the grid's cells; broadcasts over rows.
+    (The RMS, not the mean, so that whole matrices of it are one `_dist` away.)"""
+    d = np.asarray(a, np.float32) - np.asarray(b, np.float32)
+    return np.linalg.norm(d, axis=-1) / LIGHT_GRID
+
+
 def cut_body(srcs: list, landmarks: np.ndarray, plan: BodyPlan, out_mp4: Path, size: tuple[int, int], fps: float,
-             cfg: BodyConfig) -> tuple[np.ndarray, np.ndarray]:
+             cfg: BodyConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode the sources once more: encode the body frames into out_mp4; return (L, t*t) float32 grey
-    thumbnails (mouth masked) and (L, 3) the skin Lab around each frame's mouth."""
+    thumbnails (mouth masked), (L, 3) the skin Lab around each frame's mouth and (L, 27) the frame's
+    light (`frame_light`)."""
     import cv2
 
     from hygie.core.media.decode import iter_video_frames
@@ -150,6 +180,7 @@ def cut_body(srcs: list, landmarks: np.ndarray, plan: BodyPlan, out_mp4: Path, s
     L = len(plan.frames)
     thumbs = np.zeros((L, n * n), np.float32)
     lab = np.full((L, 3), np.nan, np.float32)
+    light = np.zeros((L, LIGHT_GRID * LIGHT_GRID * 3), np.float32)
     enc = _Encoder(out_mp4, size, fps, cfg)
     pos = {int(k): j for j, k in enumerate(plan.frames)}
     base, done = 0, 0
@@ -174,6 +205,7 @@ def cut_body(srcs: list, landmarks: np.ndarray, plan: BodyPlan, out_mp4: Path, s
                     th = cv2.resize(g, (n, n), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
                     th[mask] = 0.0
                     thumbs[j] = th.ravel()
+                    light[j] = frame_light(img)
                     lm = landmarks[base + k]
                     iod = float(np.linalg.norm(lm[G.EYE_OUTER[0], :2] - lm[G.EYE_OUTER[1], :2]))
                     lab[j] = skin_lab(img, lm[G.MOUTH_REGION, :2], lm[G.LIPS_OUTER, :2], LIP_MARGIN * iod)
@@ -184,7 +216,7 @@ def cut_body(srcs: list, landmarks: np.ndarray, plan: BodyPlan, out_mp4: Path, s
     if done != L:
         raise MediaError(f"only {done} of {L} body frames could be decoded a second time; the file changed or is "
                          "corrupt. Enroll again from an intact copy.")
-    return thumbs, lab
+    return thumbs, lab, light
 
 
 def _features(thumbs: np.ndarray, points: np.ndarray, succ: np.ndarray, dims: int = 96) -> np.ndarray:
@@ -274,22 +306,39 @@ def blink_frames(eye_open: np.ndarray, ratio: float, margin: int) -> tuple[np.nd
     return closed, near | ~np.isfinite(e)
 
 
-def drop_footage_cuts(thumbs: np.ndarray, points: np.ndarray, succ: np.ndarray, cfg: BodyConfig) -> np.ndarray:
+def drop_footage_cuts(thumbs: np.ndarray, points: np.ndarray, succ: np.ndarray, cfg: BodyConfig,
+                      light: np.ndarray | None = None) -> np.ndarray:
     """Successors without the footage's own cuts (an edited or concatenated recording): a step far larger
-    than the footage's usual ones is not continuous motion, and the walk should not copy it."""
-    if cfg.footage_cut <= 0:
-        return succ
-    F = _features(thumbs, points, succ)
+    than the footage's usual ones is not continuous motion, and the walk should not copy it. A step into
+    another light (a take under other lamps or white balance) is always such a cut."""
     has = np.flatnonzero(succ >= 0)
     if not len(has):
         return succ
-    step = np.linalg.norm(F[has] - F[succ[has]], axis=1)
-    cut = step > cfg.footage_cut * np.quantile(step, 0.95)
     out = succ.copy()
-    out[has[cut]] = -1
-    if cut.any():
-        log.info("body: %d cuts in the footage itself (no continuity across them)", int(cut.sum()))
+    if cfg.footage_cut > 0:
+        F = _features(thumbs, points, succ)
+        step = np.linalg.norm(F[has] - F[succ[has]], axis=1)
+        cut = step > cfg.footage_cut * np.quantile(step, 0.95)
+        out[has[cut]] = -1
+        if cut.any():
+            log.info("body: %d cuts in the footage itself (no continuity across them)", int(cut.sum()))
+    if light is not None and cfg.light_cut_de > 0:
+        # a step between the footage's majority light and another one; a large step within one light is
+        # usually the person moving across the grid's cells (GRID: 3 of 11 steps > 8 dE), not a new light
+        other = light_delta(light, np.median(light, axis=0)) > cfg.light_cut_de
+        cut = other[has] != other[succ[has]]
+        out[has[cut]] = -1
+        if cut.any():
+            log.info("body: %d changes of light in the footage (no continuity across them)", int(cut.sum()))
     return out
+
+
+def other_light_frames(light: np.ndarray, alive: np.ndarray, de: float) -> np.ndarray:
+    """(L,) bool: frames left out of the graph whose light is further than `de` from the kept part's median."""
+    if not alive.any():
+        return np.zeros(len(light), bool)
+    ref = np.median(light[alive], axis=0)
+    return ~alive & (light_delta(light, ref) > de)
 
 
 def run_ahead(succ: np.ndarray) -> np.ndarray:
@@ -302,13 +351,14 @@ def run_ahead(succ: np.ndarray) -> np.ndarray:
 
 
 def build_graph(thumbs: np.ndarray, points: np.ndarray, succ: np.ndarray, near_blink: np.ndarray, fps: float,
-                cfg: BodyConfig) -> dict[str, np.ndarray | float]:
+                cfg: BodyConfig, light: np.ndarray | None = None) -> dict[str, np.ndarray | float]:
     """Jumps i -> j where j looks like i's successor.
 
     A jump from a frame with `fade` footage frames ahead cross-fades (the old stretch fades out while
     j's plays in), so its change is spread over fade + 1 steps: allowed up to that many times the
     footage's own step (its `smooth_quantile`), halved for safety. A frame at the end of a stretch
-    can only cut, allowed up to the footage's `cut_quantile` step."""
+    can only cut, allowed up to the footage's `cut_quantile` step. With `light`, a jump also keeps the
+    light: within cfg.jump_de (faded) or cfg.cut_de (cut), so another light's takes become islands."""
     L = len(succ)
     F = _features(thumbs, points, succ)
     f2 = (F * F).sum(1)
@@ -327,6 +377,9 @@ def build_graph(thumbs: np.ndarray, points: np.ndarray, succ: np.ndarray, near_b
         blocked[:-k] |= near_blink[k:]
     min_jump = max(2, int(cfg.min_jump_s * fps))
     pos = np.arange(L)
+    if light is not None:
+        Lf = np.ascontiguousarray(light, np.float32)
+        l2 = (Lf * Lf).sum(1)
     src_l, dst_l, cost_l, fade_l = [], [], [], []
     for a in range(0, L, 256):
         rows = np.arange(a, min(L, a + 256))
@@ -337,6 +390,9 @@ def build_graph(thumbs: np.ndarray, points: np.ndarray, succ: np.ndarray, near_b
         cost = np.where(fade, dyn / (tau_fade or 1.0), vis / (tau_cut or 1.0))
         bad = (cost > cfg.loose) | ~ok_target[None, :] | blocked[rows][:, None]
         bad |= np.abs(pos[None, :] - nxt[:, None]) < min_jump
+        if light is not None:
+            de = np.where(fade, _dist(Lf[nxt], Lf, l2) / LIGHT_GRID, _dist(Lf[rows], Lf, l2) / LIGHT_GRID)
+            bad |= de > np.where(fade, cfg.jump_de, cfg.cut_de)
         cost = np.where(bad, np.inf, cost)
         k = min(cfg.neighbours, L - 1)
         if k <= 0:
@@ -388,7 +444,7 @@ def body_arrays(srcs: list, landmarks: np.ndarray, pose: np.ndarray, lips_z: np.
     (None, None) when the graph keeps under cfg.min_seconds of footage (the caller drops out_mp4)."""
     fr = plan.frames
     L = len(fr)
-    thumbs, lab = cut_body(srcs, landmarks, plan, out_mp4, size, fps, cfg)
+    thumbs, lab, light = cut_body(srcs, landmarks, plan, out_mp4, size, fps, cfg)
     # continuity: the next kept frame is the next footage frame of the same video
     succ = np.full(L, -1, np.int64)
     cont = (fr[1:] == fr[:-1] + 1) & (video[fr[1:]] == video[fr[:-1]])
@@ -396,8 +452,8 @@ def body_arrays(srcs: list, landmarks: np.ndarray, pose: np.ndarray, lips_z: np.
     iod = np.nanmedian(np.linalg.norm(landmarks[fr][:, G.EYE_OUTER[0], :2] - landmarks[fr][:, G.EYE_OUTER[1], :2], axis=1))
     pts = (landmarks[fr][:, FEATURE_POINTS, :2] / iod).reshape(L, -1).astype(np.float32)
     closed, near = blink_frames(eye_open[fr], cfg.blink_ratio, cfg.blink_margin)
-    succ = drop_footage_cuts(thumbs, pts, succ, cfg)
-    g = build_graph(thumbs, pts, succ, near, fps, cfg)
+    succ = drop_footage_cuts(thumbs, pts, succ, cfg, light)
+    g = build_graph(thumbs, pts, succ, near, fps, cfg, light)
     # speaking / listening: the voice in each frame's own audio
     speaking = np.zeros(L, bool)
     base = 0
@@ -408,6 +464,12 @@ def body_arrays(srcs: list, landmarks: np.ndarray, pose: np.ndarray, lips_z: np.
         speaking[m] = act[fr[m] - base]
         base += nv
     alive = g["alive"]
+    other_light = other_light_frames(light, alive, cfg.light_cut_de)
+    if other_light.any():
+        log.warning("body: %.1f s of the footage were shot under another light (delta E > %.0f from the rest) and are "
+                    "left out of the body; a walk into them would be a hard colour cut. Record under one light "
+                    "(or enroll that session as its own avatar) to use them.", other_light.sum() / fps,
+                    cfg.light_cut_de)
     arrays = dict(frame=fr.astype(np.int64), landmark_ids=BODY_POINTS.astype(np.int64),
                   landmarks=(np.round(landmarks[fr][:, BODY_POINTS, :2] * 16) / 16).astype(np.float32),  # 1/16 px: compresses
                   pose=pose[fr].astype(np.float32), lips_z=lips_z[fr].astype(np.float32), skin_lab=lab,
@@ -422,6 +484,7 @@ def body_arrays(srcs: list, landmarks: np.ndarray, pose: np.ndarray, lips_z: np.
         return None, None
     facts = {"frames": int(L), "alive": int(alive.sum()), "seconds": round(float(alive.sum() / fps), 1),
              "jumps": int(len(g["jump_from"])), "speaking_share": round(float(speaking[alive].mean()), 3),
+             "other_light_seconds": round(float(other_light.sum() / fps), 1),
              "fade": cfg.fade, "crf": cfg.crf, "gop": cfg.gop, "smooth_tau": round(float(g["tau"]), 4)}
     log.info("body: %d frames (%d in the graph, %.0f s), %d jumps, %.0f%% speaking", L, facts["alive"],
              facts["seconds"], facts["jumps"], 100 * facts["speaking_share"])

@@ -187,12 +187,19 @@ class BodyWalker:
         self._seen: dict[int, int] = {}
         self._seen_order: deque[tuple[int, int]] = deque()
         self.avoided = 0  # windows the guard kept from repeating
+        self._route: deque[int] = deque()  # frames to follow out of a trap (`_route_out`), empty: none
+        self.escapes = 0  # routes taken out of traps
         if self.cfg.lookahead and not hasattr(self, "_chain"):
             self._chain, self._exits = self.g.lookahead(max(1, int(self.cfg.max_run_s * self.fps)))
 
     def step(self, voice: bool) -> Shot:
         g = self.g
         self.t += 1
+        if self._fade_left > 0 and self.cur >= 0 and g.next[self.cur] < 0:
+            # the landed stretch ends inside the fade (its successor was pruned from the graph): leave it by a
+            # jump now. Playing on would reach no frame (-1), and restarting from g.start() each time made a
+            # 30-frame loop that the window guard cannot see
+            self._fade_left = 0
         if self.cur < 0:
             self.cur = g.start()
             shot = Shot(self.cur)
@@ -203,6 +210,7 @@ class BodyWalker:
             self._fade_left -= 1
             if self._fading < 0:
                 self._fade_left = 0
+            self._follow(self.cur)
         else:
             prev = self.cur
             self.cur, fade = self._choose(prev, voice)
@@ -294,6 +302,14 @@ class BodyWalker:
         nxt = int(g.next[i])
         to, cost, fade = g.jumps(i)
         self.run += 1
+        if self._route:  # on the way out of a trap
+            j = self._route.popleft()
+            if j == nxt:
+                return nxt, False
+            k = np.flatnonzero(to == j)
+            if len(k):
+                return self._jump(i, j), bool(fade[k[0]])
+            self._route.clear()
         if not len(to):
             if nxt < 0:  # cannot happen in a pruned graph; restart rather than stop
                 return g.start(), False
@@ -331,6 +347,11 @@ class BodyWalker:
             if rep.all():
                 if nxt >= 0 and not self._repeats(nxt):
                     return nxt, False
+                route = self._route_out(i)
+                if len(route):  # a trap: every way on replays a window; take the shortest way to unseen footage
+                    self.escapes += 1
+                    self._route.extend(route)
+                    return self._take_route(i, nxt, to, fade)
                 rep[:] = False  # no way out is new: choose as if unguarded
             elif rep.any():
                 self.avoided += 1
@@ -339,12 +360,60 @@ class BodyWalker:
         k = len(cand) if float(score[cand].min()) >= c.escape else min(c.top, len(cand))
         best = cand[np.argsort(score[cand], kind="stable")[:k]]
         b = int(best[self.rng.integers(k)])
-        j = int(to[b])
+        return self._jump(i, int(to[b])), bool(fade[b])
+
+    def _jump(self, i: int, j: int) -> int:
         self.edge_last[(i, j)] = self.t
         self._edge_order.append((self.t, (i, j)))
         self.run = 0
         self.jumped += 1
-        return j, bool(fade[b])
+        return j
+
+    # -- leaving a trap --------------------------------------------------------------------------
+    def _take_route(self, i: int, nxt: int, to: np.ndarray, fade: np.ndarray) -> tuple[int, bool]:
+        j = self._route.popleft()
+        if j == nxt:
+            return nxt, False
+        return self._jump(i, j), bool(fade[int(np.flatnonzero(to == j)[0])])
+
+    def _follow(self, x: int) -> None:
+        """A tick played inside a cross-fade: consume the route if it agrees, drop it if the fade left it."""
+        if self._route:
+            if self._route[0] == x:
+                self._route.popleft()
+            else:
+                self._route.clear()
+
+    def _route_out(self, i: int) -> list[int]:
+        """The shortest way on from i (playing on or jumping) to a frame not shown within recent_s, as the
+        frames to show; [] when there is none. A region whose only way out is a few frames behind where
+        the walk stands is a trap staleness cannot see: every way on from inside it looks equally stale.
+        Breadth-first over the whole graph, vectorised by frontier; taken only when trapped."""
+        g = self.g
+        horizon = self.t - self.cfg.recent_s * self.fps
+        parent = np.full(g.n, -2, np.int64)
+        parent[i] = -1
+        frontier = np.array([i], np.int64)
+        while len(frontier):
+            cnt = g.j_start[frontier + 1] - g.j_start[frontier]
+            tot = int(cnt.sum())
+            off = np.repeat(g.j_start[frontier] - (np.cumsum(cnt) - cnt), cnt) + np.arange(tot)
+            nx = g.next[frontier]
+            m = nx >= 0
+            src = np.concatenate([frontier[m], np.repeat(frontier, cnt)])
+            dst = np.concatenate([nx[m], g.j_to[off]])  # playing on first: preferred where both reach a frame
+            new = parent[dst] == -2
+            dst, first = np.unique(dst[new], return_index=True)
+            parent[dst] = src[new][first]
+            hit = dst[self.last[dst] < horizon]
+            if len(hit):
+                path, x = [], int(hit[0])
+                while x != i:
+                    path.append(x)
+                    x = int(parent[x])
+                return path[::-1]
+            frontier = dst
+        return []
 
 
 class BodyVideo:
