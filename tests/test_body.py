@@ -220,21 +220,21 @@ def test_light_feature_sees_another_take_and_the_graph_cuts_there():
     assert a.shape == (27,) and light_delta(a, a) < 1e-4
     lab = [cv2.cvtColor(x[:1, :1].astype(np.float32) / 255, cv2.COLOR_BGR2Lab)[0, 0] for x in (grey, warm)]
     assert abs(float(light_delta(a, b)) - float(np.linalg.norm(lab[0] - lab[1]))) < 0.5  # uniform: one cell's dE
-    # 200 frames of one take, then 200 of the other light; the same motion in both (a slow sway)
+    # 300 frames under the footage's main light, then 100 under another; the same motion in both (a slow sway)
     L, cfg = 400, BodyConfig(fade=4, min_jump_s=0.2)
     rng = np.random.default_rng(0)
-    t = np.arange(L) % 200
+    t = np.arange(L) % 100
     thumbs = (np.sin(t[:, None] * 0.2 + np.arange(64)[None, :] * 0.1) + 0.01 * rng.standard_normal((L, 64))).astype(np.float32)
     points = np.stack([np.sin(t * 0.2), np.cos(t * 0.2)], 1).astype(np.float32)
-    light = np.where(np.arange(L)[:, None] < 200, a[None, :], b[None, :]).astype(np.float32)
+    light = np.where(np.arange(L)[:, None] < 300, a[None, :], b[None, :]).astype(np.float32)
     succ = np.append(np.arange(1, L), -1)
     cut = drop_footage_cuts(thumbs, points, succ, cfg, light)
-    assert cut[199] == -1 and (np.delete(cut, 199) == np.delete(succ, 199)).all()  # only the light step is cut
+    assert cut[299] == -1 and (np.delete(cut, 299) == np.delete(succ, 299)).all()  # only the light step is cut
     g = build_graph(thumbs, points, cut, np.zeros(L, bool), 25.0, cfg, light)
     assert len(g["jump_from"]) > 0
-    assert ((g["jump_from"] < 200) == (g["jump_to"] < 200)).all()  # no jump crosses the lights
+    assert ((g["jump_from"] < 300) == (g["jump_to"] < 300)).all()  # no jump crosses the lights
     blind = build_graph(thumbs, points, succ, np.zeros(L, bool), 25.0, cfg)  # the grey thumbnails alone would cross
-    assert ((blind["jump_from"] < 200) != (blind["jump_to"] < 200)).any()
+    assert ((blind["jump_from"] < 300) != (blind["jump_to"] < 300)).any()
 
 
 def test_the_enrolled_body_stays_under_one_light(avatar, body):

@@ -384,36 +384,65 @@ class BodyWalker:
             else:
                 self._route.clear()
 
+    def _landing(self) -> np.ndarray:
+        """(n,) where a cross-faded jump onto each frame next lets the walk choose: fade - 1 frames on."""
+        if not hasattr(self, "_land"):
+            land = np.arange(self.g.n)
+            for _ in range(max(self.g.fade - 1, 0)):
+                nx = self.g.next[land]
+                land = np.where(nx >= 0, nx, land)  # a stretch ending inside the fade is left at its end
+            self._land = land
+        return self._land
+
     def _route_out(self, i: int) -> list[int]:
-        """The shortest way on from i (playing on or jumping) to a frame not shown within recent_s, as the
-        frames to show; [] when there is none. A region whose only way out is a few frames behind where
+        """The shortest way on from i (playing on or jumping) to the least recently shown frame it can reach
+        (the nearest such, among frames never shown or shown equally long ago), as the frames to show; []
+        when i reaches nothing older than itself. A region whose only way out is a few frames behind where
         the walk stands is a trap staleness cannot see: every way on from inside it looks equally stale.
+        A cross-faded jump plays fade - 1 frames on before the next choice, and the route says so.
         Breadth-first over the whole graph, vectorised by frontier; taken only when trapped."""
         g = self.g
-        horizon = self.t - self.cfg.recent_s * self.fps
+        land = self._landing()
         parent = np.full(g.n, -2, np.int64)
+        via = np.full(g.n, -1, np.int64)  # the jump target a fade landing was reached by
         parent[i] = -1
         frontier = np.array([i], np.int64)
+        best, best_last = -1, int(self.last[i])
         while len(frontier):
             cnt = g.j_start[frontier + 1] - g.j_start[frontier]
             tot = int(cnt.sum())
             off = np.repeat(g.j_start[frontier] - (np.cumsum(cnt) - cnt), cnt) + np.arange(tot)
             nx = g.next[frontier]
             m = nx >= 0
-            src = np.concatenate([frontier[m], np.repeat(frontier, cnt)])
-            dst = np.concatenate([nx[m], g.j_to[off]])  # playing on first: preferred where both reach a frame
+            src_j = np.repeat(frontier, cnt)
+            tgt = g.j_to[off]
+            faded = g.j_fade[off] & (g.fade > 1) & (g.next[src_j] >= 0)
+            src = np.concatenate([frontier[m], src_j])
+            dst = np.concatenate([nx[m], np.where(faded, land[tgt], tgt)])  # playing on first: preferred
+            jt = np.concatenate([np.full(int(m.sum()), -1, np.int64), np.where(faded, tgt, -1)])
             new = parent[dst] == -2
             dst, first = np.unique(dst[new], return_index=True)
             parent[dst] = src[new][first]
-            hit = dst[self.last[dst] < horizon]
-            if len(hit):
-                path, x = [], int(hit[0])
-                while x != i:
-                    path.append(x)
-                    x = int(parent[x])
-                return path[::-1]
+            via[dst] = jt[new][first]
+            if len(dst):
+                k = int(np.argmin(self.last[dst]))
+                if self.last[dst[k]] < best_last:  # strictly older: nearer frames win ties
+                    best, best_last = int(dst[k]), int(self.last[dst[k]])
             frontier = dst
-        return []
+        if best < 0:
+            return []
+        path, x = [], best
+        while x != i:
+            if via[x] >= 0:  # the fade's frames, from the jump target on to x
+                seg, y = [], int(via[x])
+                while y != x:
+                    seg.append(y)
+                    y = int(g.next[y])
+                path.extend([x] + seg[::-1])
+            else:
+                path.append(x)
+            x = int(parent[x])
+        return path[::-1]
 
 
 class BodyVideo:
