@@ -252,3 +252,63 @@ def test_the_enrolled_body_stays_under_one_light(avatar, body):
         video.close()
     de = light_delta(light, np.median(light, axis=0))
     assert de.max() < BodyConfig().light_cut_de, f"a kept frame is {de.max():.1f} dE from the body's light"
+
+
+def _trap_graph() -> dict[str, np.ndarray]:
+    """240 frames of open footage with many jumps, then a 60-frame stretch whose only ways out leave from its
+    7th and 8th frames, and whose end jumps (cross-faded) back to just before them."""
+    rng = np.random.default_rng(0)
+    n, A = 300, 240
+    nxt = np.append(np.arange(1, n), -1)
+    nxt[A - 1] = 0
+    js, jd = [], []
+    for i in range(A):
+        for j in rng.choice(A, 4, replace=False):
+            if abs(int(j) - (i + 1)) > 25:
+                js.append(i)
+                jd.append(int(j))
+    js += [100, A + 6, A + 7]
+    jd += [A, 60, 61]  # the way in; the only ways out
+    for i in range(n - 6, n):
+        js += [i, i]
+        jd += [A + 2, A + 4]  # the second lands with its fade over the ways out
+    return dict(alive=np.ones(n, bool), next=nxt, speaking=np.ones(n, bool), jump_from=np.array(js),
+                jump_to=np.array(jd), jump_cost=np.zeros(len(js), np.float32),
+                jump_fade=np.ones(len(js), bool), fade=np.array(4))
+
+
+def test_the_route_out_of_a_trap_is_walkable_and_reaches_unseen_footage():
+    """Inside a stretch whose ways out all lie behind the walk, every way on looks equally stale; the walker
+    then follows the shortest route to the least recently shown frame. The route must be one the walk can
+    play: each step a successor or a jump, and after a cross-faded jump fade - 1 successors (the fade)."""
+    from hygie.core.render.body import BodyWalker, WalkerConfig
+
+    arr = _trap_graph()
+    g = BodyGraph(arr)
+    w = BodyWalker(g, 25.0, WalkerConfig())
+    w.t = 10_000
+    w.last[:] = np.arange(g.n) + 9_000  # everything shown lately ...
+    w.last[:20] = -10 ** 9  # ... but these frames, never
+    route = w._route_out(299)
+    assert route and route[-1] < 20, route
+    pos, k = 299, 0
+    while k < len(route):
+        x = route[k]
+        if x == g.next[pos]:
+            pos, k = x, k + 1
+            continue
+        to, _, fade = g.jumps(pos)
+        assert x in to, f"{pos} -> {x} is neither a successor nor a jump"
+        faded = bool(fade[list(to).index(x)]) and g.next[pos] >= 0
+        steps = route[k:k + (g.fade if faded else 1)]
+        for a, b in zip(steps[:-1], steps[1:]):
+            assert b == g.next[a], f"the route leaves the fade after {x}: {steps}"
+        pos, k = steps[-1], k + len(steps)
+    # a walker that follows it: from inside the trap it reaches the unseen frames within a few seconds
+    w2 = BodyWalker(g, 25.0, WalkerConfig(seed=1))
+    w2.cur, w2.t = 299, 10_000
+    w2.last[:] = np.arange(g.n) + 9_000
+    w2.last[:20] = -10 ** 9
+    w2._route.extend(route)
+    shown = [w2.step(True).node for _ in range(len(route) + 5)]
+    assert any(x < 20 for x in shown), shown
