@@ -31,7 +31,7 @@ GRID_SUBJECT = "GRID corpus speaker s1"  # the consent record of a licensed corp
 DEMO_SECONDS = 9.0
 MAX_MOUTHS = 3000
 TEMPLATE_SECONDS = 4.0  # the idle loop is only the fallback now: the body walks body.mp4
-BODY_SECONDS = 75.0  # footage kept for the body's motion graph (evenly spread 6-s blocks): the wheel stays <= 20 MB
+BODY_SECONDS = 100.0  # footage kept for the body (evenly spread 6-s blocks): ~60 s stay in the graph once the other light and the pruned ends are out; the wheel stays <= 20 MB
 BODY_CRF = 26
 
 
