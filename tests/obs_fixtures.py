@@ -87,12 +87,14 @@ class ObsInstance:
         """Stands in for `hygie` when the OBS script starts the agent: records argv and SIGTERM."""
         self.fake_agent.write_text(
             f"#!{sys.executable}\n"
-            "import signal, sys, time, pathlib\n"
+            "import os, signal, sys, time, pathlib\n"
             f"started, stopped = pathlib.Path({str(self.agent_started)!r}), pathlib.Path({str(self.agent_stopped)!r})\n"
-            "def bye(*_):\n    stopped.write_text('SIGTERM'); sys.exit(0)\n"
+            # whole files only (temp name, rename): the test polls for them and reads at once
+            "def put(p, text):\n    t = p.with_name(p.name + '.tmp'); t.write_text(text); os.replace(t, p)\n"
+            "def bye(*_):\n    put(stopped, 'SIGTERM'); sys.exit(0)\n"
             "signal.signal(signal.SIGTERM, bye)\n"
-            "started.write_text(' '.join(sys.argv[1:]))\n"
-            "import os; started.with_suffix('.pid').write_text(str(os.getpid()))\n"
+            "put(started.with_suffix('.pid'), str(os.getpid()))\n"
+            "put(started, ' '.join(sys.argv[1:]))\n"
             "while True:\n    time.sleep(0.05)\n")
         self.fake_agent.chmod(0o755)
 

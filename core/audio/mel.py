@@ -79,7 +79,10 @@ class LogMel:
         """frames: (T, win_length) raw samples -> (T, n_mels)."""
         spec = np.fft.rfft(frames * self.window, n=self.cfg.n_fft, axis=-1)
         power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
-        return np.log(np.maximum(power @ self.fb, self.cfg.log_floor)).astype(np.float32)
+        # einsum, not `@`: a threaded BLAS sums in an order set by its thread count and the block it is
+        # given, so the same audio gave other bits in a Ray worker (1 thread), a second chunk or a live frame
+        mel = np.einsum("tf,fm->tm", power, self.fb)
+        return np.log(np.maximum(mel, self.cfg.log_floor)).astype(np.float32)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         audio = np.asarray(audio, dtype=np.float32)
