@@ -2,7 +2,7 @@
 
     python -m hygie.models.build_default_avatar [--data ../shared/data] [--out models/default_avatar]
 
-Steps: enroll enroll_5min.mp4 (a capped mouth database, a 4 s idle loop and 75 s of body footage keep
+Steps: enroll enroll_5min.mp4 (a capped mouth database, a 4 s idle loop and 100 s of body footage keep
 the package small), train the lip model, evaluate on the held-out video (lip model + baselines, the render
 and other voices), write quality.json, and cut a short
 held-out speech sample for the README's demo. Needs the 'train' extra (torch).

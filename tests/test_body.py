@@ -312,3 +312,53 @@ def test_the_route_out_of_a_trap_is_walkable_and_reaches_unseen_footage():
     w2._route.extend(route)
     shown = [w2.step(True).node for _ in range(len(route) + 5)]
     assert any(x < 20 for x in shown), shown
+
+
+def test_no_cross_fade_spans_an_edit_in_the_footage():
+    """Synthetic: one light, but the footage is joined from takes (an exposure step of ~3 dE every 80 frames,
+    as at GRID's joins). The joins are found as hard steps; continuity across them is kept, but no faded jump
+    fades out over one or lands within `fade` frames before one (the fade would show the edit and the jump
+    at once). Without the hard steps such fades exist."""
+    from hygie.core.enroll.body import build_graph, hard_steps, light_delta
+
+    L, take, cfg = 400, 80, BodyConfig(fade=4, min_jump_s=0.2)
+    rng = np.random.default_rng(1)
+    t = np.arange(L)
+    thumbs = (np.sin(t[:, None] * 0.15 + np.arange(64)[None, :] * 0.1) + 0.01 * rng.standard_normal((L, 64))).astype(np.float32)
+    points = np.stack([np.sin(t * 0.15), np.cos(t * 0.15)], 1).astype(np.float32)
+    light = np.full((L, 27), 50.0, np.float32)
+    light += ((t // take) % 2 * 3.0)[:, None]  # every other take 3 L* brighter in every cell
+    light += 0.02 * rng.standard_normal((L, 27)).astype(np.float32)  # motion's own flicker
+    succ = np.append(np.arange(1, L), -1)
+    hard = hard_steps(light, succ, cfg.hard_step_de)
+    joins = np.arange(take - 1, L - 1, take)
+    assert np.array_equal(np.flatnonzero(hard), joins)
+    assert light_delta(light[joins], light[joins + 1]).min() > 2.5
+
+    def spans(g) -> int:
+        """Faded jumps whose fading-out stretch, or whose landing's first `fade` frames, cross a join."""
+        js, jd = g["jump_from"][g["jump_fade"]], g["jump_to"][g["jump_fade"]]
+        bad = 0
+        for a, b in zip(js, jd):
+            out = set(range(a, a + cfg.fade))  # steps a -> a+1 ... played while fading out
+            land = set(range(b, b + cfg.fade))
+            bad += bool((out | land) & set(joins.tolist()))
+        return bad
+
+    g = build_graph(thumbs, points, succ, np.zeros(L, bool), 25.0, cfg, light, hard)
+    assert g["jump_fade"].sum() > 50 and spans(g) == 0
+    assert (g["alive"][:-1] & (succ[:-1] >= 0)).sum() > 0.9 * L  # the joins still play on: no islands
+    blind = build_graph(thumbs, points, succ, np.zeros(L, bool), 25.0, cfg, light)
+    assert spans(blind) > 0
+
+
+def test_walk_transitions_are_as_smooth_as_the_footage(avatar):
+    """GRID s1 is 100 takes of 3 s joined in one file; each join steps the light by 2-9 dE. Cross-fades that
+    spanned a join made the transitions' p95 change 1.6x the footage's own and their light change up to
+    8.7 dE (docs/body.md); with no fade over a join: 1.05-1.07 and < 3 dE (30-min walks). Here 10 minutes."""
+    facts = avatar.meta["body"]
+    assert facts["hard_steps"] >= 50, facts  # measured 77 (the joins inside the kept footage)
+    r = B.run(avatar, minutes=10.0, seed=0)["graph"]
+    assert r["smooth_ratio"] <= 1.2, r
+    assert r["light_cut_de_max"] < 4.0, r
+    assert r["repeat_share"] < 0.01, r
