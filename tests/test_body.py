@@ -352,13 +352,57 @@ def test_no_cross_fade_spans_an_edit_in_the_footage():
     assert spans(blind) > 0
 
 
+def test_the_walker_can_leave_before_an_edit_of_the_footage():
+    """Synthetic footage of 80-frame takes joined end to end (an edit every 3.2 s) with jumps between
+    takes: the walk plays through joins unless `avoid_edits` is on; then it leaves before most of them,
+    by jumps, not by replaying a stretch (windows guard), and never lands where it would be forced on."""
+    from hygie.core.enroll.body import build_graph, hard_steps
+    from hygie.core.render.body import BodyWalker, WalkerConfig
+
+    L, take, cfg = 1200, 80, BodyConfig(fade=4, min_jump_s=0.2)
+    rng = np.random.default_rng(2)
+    t = np.arange(L)
+    thumbs = (np.sin(t[:, None] * 0.15 + np.arange(64)[None, :] * 0.1) + 0.01 * rng.standard_normal((L, 64))).astype(np.float32)
+    points = np.stack([np.sin(t * 0.15), np.cos(t * 0.15)], 1).astype(np.float32)
+    light = np.full((L, 27), 50.0, np.float32) + ((t // take) % 2 * 3.0)[:, None]
+    light += 0.02 * rng.standard_normal((L, 27)).astype(np.float32)
+    succ = np.append(np.arange(1, L), -1)
+    hard = hard_steps(light, succ, cfg.hard_step_de)
+    g = build_graph(thumbs, points, succ, np.zeros(L, bool), 25.0, cfg, light, hard)
+    arrays = dict(alive=g["alive"], next=np.where(g["alive"], succ, -1), speaking=np.zeros(L, bool),
+                  jump_from=g["jump_from"], jump_to=g["jump_to"], jump_cost=g["jump_cost"],
+                  jump_fade=g["jump_fade"], fade=np.array(cfg.fade), hard=hard)
+    graph = BodyGraph(arrays)
+    assert graph.hard.sum() >= 10 and graph.edit_bound.sum() < 0.2 * L
+
+    def edits(avoid: bool) -> tuple[int, int]:
+        w = BodyWalker(graph, 25.0, WalkerConfig(avoid_edits=avoid))
+        shots = [w.step(False) for _ in range(3000)]
+        nodes = np.array([s.node for s in shots])
+        fades = np.array([s.fade for s in shots])
+        played = (fades[:-1] < 0) & (fades[1:] < 0) & (graph.next[nodes[:-1]] == nodes[1:]) & graph.hard[nodes[:-1]]
+        return int(played.sum()), w.edits_avoided
+
+    off, _ = edits(False)
+    on, avoided = edits(True)
+    assert off >= 10, off  # the plain walk shows the joins (~one per take it plays to its end)
+    assert on <= 0.5 * off and avoided > 0, (on, off, avoided)
+    # a walker without the edit facts (an old package) plays as before
+    old = BodyGraph({k: v for k, v in arrays.items() if k != "hard"})
+    assert not old.hard.any() and not old.edit_bound.any()
+
+
 def test_walk_transitions_are_as_smooth_as_the_footage(avatar):
     """GRID s1 is 100 takes of 3 s joined in one file; each join steps the light by 2-9 dE. Cross-fades that
     spanned a join made the transitions' p95 change 1.6x the footage's own and their light change up to
     8.7 dE (docs/body.md); with no fade over a join: 1.05-1.07 and < 3 dE (30-min walks). Here 10 minutes."""
     facts = avatar.meta["body"]
     assert facts["hard_steps"] >= 50, facts  # measured 77 (the joins inside the kept footage)
-    r = B.run(avatar, minutes=10.0, seed=0)["graph"]
+    assert int(avatar.arrays("body.npz")["hard"].sum()) == facts["hard_steps"]
+    res = B.run(avatar, minutes=10.0, seed=0)
+    r = res["graph"]
+    # the walk plays joins (13-14 a minute over 30 min) at about the footage's own rate (14.1 a minute)
+    assert 0 < r["edits_per_min"] <= 1.5 * res["footage"]["edits_per_min"], (r, res["footage"])
     assert r["smooth_ratio"] <= 1.2, r
     assert r["light_cut_de_max"] < 4.0, r
     assert r["repeat_share"] < 0.01, r

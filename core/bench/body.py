@@ -239,6 +239,7 @@ def footage_reference(track: dict, body: dict, thumbs: np.ndarray, pose: np.ndar
 
 def run(avatar, minutes: float = 30.0, seed: int = 0) -> dict:
     """The motion graph's figures and the idle loop's, for the same voice pattern."""
+    from hygie.core.enroll.body import BodyConfig, hard_steps
     from hygie.core.render.body import BodyVideo, walk
     from hygie.core.render.jpeg import decode_jpeg_blob
     from hygie.core.render.template import landmark_points, pingpong_index
@@ -267,6 +268,14 @@ def run(avatar, minutes: float = 30.0, seed: int = 0) -> dict:
     nxt = body["next"]
     cut = ~((fade[:-1] < 0) & (fade[1:] < 0) & (nxt[idx[:-1]] == idx[1:]))
     graph = measure(Shown(idx, fade, w, cut, body["frame"]), voice, th_body, pose, track["eye_open"], ref, fps, light)
+    # the footage's own edits (take joins) the walk played through: each shows as a jump cut of the whole
+    # frame. Packages from before `hard` was stored: the edits found in the decoded body
+    hard = (body["hard"].astype(bool) if "hard" in body
+            else hard_steps(light, nxt, BodyConfig().hard_step_de)) & (nxt >= 0)
+    played = (fade[:-1] < 0) & (fade[1:] < 0) & (nxt[idx[:-1]] == idx[1:]) & hard[idx[:-1]]
+    alive = body["alive"].astype(bool)
+    graph["edits_per_min"] = float(played.sum()) / (len(idx) / fps / 60)
+    ref["edits_per_min"] = float((hard & alive).sum()) / (alive.sum() / fps / 60)
     # the old idle loop of the same package, ping-pong: its "cuts" are its turns
     t = avatar.template
     n = len(t["frame"])
@@ -301,6 +310,8 @@ def format_result(r: dict) -> str:
         ("light change at transitions, p95 / footage p95",
          f"{g['light_ratio']:.2f} ({g['light_cut_de_p95']:.2f} dE, max {g['light_cut_de_max']:.1f})", "", "<= 1.2"),
         ("time under another light", f"{100 * g['other_light_share']:.1f} %", "", "0 %"),
+        ("edits of the footage shown per minute (footage's own)",
+         f"{g['edits_per_min']:.2f} ({f['edits_per_min']:.1f})", "", ""),
         ("jumps (graph) / turns (loop) per minute", f"{g['cuts_per_min']:.0f}", f"{o['cuts_per_min']:.0f}", ""),
     ]
     head = (f"body: {r['body_seconds']} s of footage in the graph, {r['jumps']} jumps; {g['minutes']} min walk, voice {100 * r['voice_share']:.0f} % "

@@ -492,7 +492,7 @@ def body_arrays(srcs: list, landmarks: np.ndarray, pose: np.ndarray, lips_z: np.
                   pose=pose[fr].astype(np.float32), lips_z=lips_z[fr].astype(np.float32), skin_lab=lab,
                   eye_open=eye_open[fr].astype(np.float32), blink=closed, speaking=speaking, alive=alive,
                   next=succ, jump_from=g["jump_from"], jump_to=g["jump_to"], jump_cost=g["jump_cost"],
-                  jump_fade=g["jump_fade"], fade=np.array(cfg.fade, np.int64))
+                  jump_fade=g["jump_fade"], fade=np.array(cfg.fade, np.int64), hard=hard)
     if alive.sum() < cfg.min_seconds * fps:
         # too little steady footage for a body that does not visibly repeat: the renderer then uses the idle loop
         log.warning("body: the motion graph kept %.1f s of footage (< %.0f s); this avatar gets the idle loop only. "

@@ -48,6 +48,12 @@ class WalkerConfig:
     window_s: float = 2.0  # no sequence of frames this long is shown twice within recent_s where a jump can avoid it
     # (0: off). Staleness alone lets a long walk fall into loops of a few stretches; this guard checks the
     # exact sequence each candidate frame would complete (a rolling hash), so the walk leaves a loop at once
+    # leave a stretch before an edit of the footage (a take join, marked `hard` at enrollment) when a jump
+    # can: a faded jump is a smaller change than the join's jump cut of the whole frame
+    # off by default: on GRID's 3-s takes it trades fewer joins shown for livelier, less smooth jumps
+    # (docs/body.md, "Leaving before an edit")
+    avoid_edits: bool = False
+    edit_cost: float = 12.0  # how bad playing through an edit scores, against a jump's score
     seed: int = 0
 
 
@@ -82,6 +88,30 @@ class BodyGraph:
         for i in range(self.n - 1, -1, -1):
             nx = self.next[i]
             self.free_run[i] = 0 if has_jump[i] else (1 + self.free_run[nx] if nx >= 0 else 0)
+        # the footage's own edits (a take join: `hard`, the step from i to next[i]): playing through one
+        # shows a jump cut of the whole frame. `edit_bound[i]`: from i, playing on reaches an edit before
+        # any frame that can jump, so the walk must leave before i (old packages: no edits recorded)
+        hard = arrays["hard"].astype(bool) if "hard" in arrays else np.zeros(self.n, bool)
+        self.hard = hard & (self.next >= 0)
+        self.edit_bound = np.zeros(self.n, bool)
+        for i in range(self.n - 1, -1, -1):
+            if not has_jump[i]:
+                nx = self.next[i]
+                self.edit_bound[i] = bool(self.hard[i]) or (nx >= 0 and bool(self.edit_bound[nx]))
+        # frames from each one until the walk must leave before an edit (n: no edit ahead): a jump landing
+        # close to an edit would be forced on at once, from one take's end to another's
+        self.edit_room = np.full(self.n, self.n, np.int64)
+        for i in range(self.n - 1, -1, -1):
+            nx = self.next[i]
+            if self.hard[i] or (nx >= 0 and self.edit_bound[nx]):
+                self.edit_room[i] = 0
+            elif nx >= 0:
+                self.edit_room[i] = min(self.n, 1 + self.edit_room[nx])
+        # the frame where that happens (-1: none ahead): a forced jump must not land on the way back to it
+        self.edit_at = np.full(self.n, -1, np.int64)
+        for i in range(self.n - 1, -1, -1):
+            nx = self.next[i]
+            self.edit_at[i] = i if self.edit_room[i] == 0 else (self.edit_at[nx] if nx >= 0 else -1)
         # after a jump lands on j it plays the whole cross-fade: its first chance to jump again
         land = np.arange(self.n)
         for _ in range(self.fade + 1):
@@ -189,6 +219,7 @@ class BodyWalker:
         self.avoided = 0  # windows the guard kept from repeating
         self._route: deque[int] = deque()  # frames to follow out of a trap (`_route_out`), empty: none
         self.escapes = 0  # routes taken out of traps
+        self.edits_avoided = 0  # jumps taken because playing on would show an edit of the footage
         if self.cfg.lookahead and not hasattr(self, "_chain"):
             self._chain, self._exits = self.g.lookahead(max(1, int(self.cfg.max_run_s * self.fps)))
 
@@ -325,6 +356,11 @@ class BodyWalker:
         a, b_ = g.j_start[i], g.j_start[i + 1]
         score = (c.cost_weight * cost + fresh[1:] + c.pool_weight * np.abs(g.speak_ahead[to] - want) + 10.0 * used
                  + 40.0 * trapped + c.pose_weight * g.j_pose[a:b_])
+        edge = c.avoid_edits and nxt >= 0 and bool(g.hard[i] or g.edit_bound[nxt])
+        if c.avoid_edits:  # a landing that would be forced on before its first chance to choose
+            score = score + 40.0 * (g.edit_room[to] < g.fade + c.min_run_s * self.fps)
+        if edge:  # leaving before an edit: not back onto the stretch that leads to it again
+            score = score + 40.0 * (g.edit_at[to] == g.edit_at[i])
         stay = np.inf if nxt < 0 else float(fresh[0] + c.pool_weight * abs(g.speak_ahead[nxt] - want))
         best_score = float(score.min())
         jump = nxt < 0
@@ -338,6 +374,9 @@ class BodyWalker:
             jump = self.rng.random() < c.pool_switch
         if not jump and self._W and self._repeats(nxt):  # playing on would replay a whole window: leave now
             jump = True
+        if not jump and edge and best_score < stay + c.edit_cost:
+            jump = True  # the last chance to leave before an edit of the footage, by a jump less visible than it
+            self.edits_avoided += 1
         if not jump:
             return nxt, False
         rep = np.zeros(len(to), bool)

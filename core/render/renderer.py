@@ -48,9 +48,12 @@ class RendererConfig:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
     relight: RL.RelightConfig = field(default_factory=RL.RelightConfig)
-    # warp the crop straight to output pixels (one resampling); False = warp at the template's
-    # native size, then scale the box to the output (two resamplings, the second bilinear)
-    warp_at_output: bool = True
+    # where the mouth is warped: "output" = straight to output pixels (one bicubic resampling);
+    # "native" = at the template's own size, then the box scaled to the output bilinearly, like the
+    # body frame around it; "auto" = native when the output enlarges the template (the bilinear body
+    # frame is softer than a bicubic mouth: 720p mouth sharpness / frame's 1.54 -> 1.23, and the
+    # remap costs the box's output area), else output (docs/renderer.md, "Where the mouth is warped")
+    warp_at: str = "auto"
     coarse_maps: bool = True  # HD boxes: warp maps on a half-resolution grid (warp.py)
     crop_cache: int = 512  # decoded database crops kept (a crop is ~20-60 kB)
     jaw_follow: float = 0.5  # how much the skin points (chin, cheeks) follow the requested mouth (0 = template's own)
@@ -63,6 +66,18 @@ class RendererConfig:
     frame_ahead: bool = True
     body: bool = True  # walk the package's motion graph (body.mp4) when it has one; False: the idle loop
     walker: WalkerConfig = field(default_factory=WalkerConfig)
+
+
+WARP_AT = ("auto", "output", "native")
+
+
+def warp_at_output(where: str, tf: OutputTransform) -> bool:
+    """True when the mouth is warped straight to output pixels (see RendererConfig.warp_at)."""
+    if where not in WARP_AT:
+        raise ValueError(f"renderer warp_at must be one of {', '.join(WARP_AT)}, not {where!r}")
+    if where == "auto":
+        return tf.identity or tf.scale <= 1.0
+    return where == "output"
 
 
 def crop_thumbnails(jpeg: np.ndarray, offsets: np.ndarray, size: tuple[int, int] = (21, 18),
@@ -118,6 +133,7 @@ class Renderer:
                                             coarse_above=96 if self.cfg.coarse_maps else 1 << 30)
         self.tf = OutputTransform.fit(avatar.frame_size, out_size, self.cfg.fit)
         self.size = self.tf.size
+        self.warp_at_output = warp_at_output(self.cfg.warp_at, self.tf)
         # the body: a walk over the enrolled footage when the package has one, else the idle loop
         self.body = self.cfg.body and avatar.has("body.npz") and avatar.has("body.mp4")
         if self.body:
@@ -314,7 +330,7 @@ class Renderer:
         dst = self._destination(lips, tick, coeffs, update=True)
         dst_out = self.tf.points(dst).astype(np.float32)
         src = self.crop(j)
-        if self.cfg.warp_at_output:
+        if self.warp_at_output:
             res = self.warper.warp(src, self.points[j], dst_out, (self.size[1], self.size[0]))
             placed = None if res is None else (res.patch, res.x0, res.y0, res.cover)
         else:
