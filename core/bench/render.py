@@ -107,6 +107,7 @@ def bench_size(avatar, size: tuple[int, int] | None, frames: int = 300, warmup: 
         res["floor_ms"] = float(np.mean(floor) * 1e3)
         res["size"] = list(r.size)
         res["frames"] = len(acc["total"])
+        res["warp_at"] = "output" if r.warp_at_output else "native"  # RendererConfig.warp_at's choice
         return res
     finally:
         r.close()
@@ -143,7 +144,7 @@ def run(avatar, sizes: list[tuple[int, int] | None] | None = None, frames: int =
 
 def format_bench(res: dict) -> str:
     lines = [f"{'size':>20s} {'retrieval':>9s} {'warp':>7s} {'frame':>7s} {'blend':>7s} {'model':>7s} {'total':>7s} {'p50':>7s} {'p95':>7s} "
-             f"{'floor':>7s} {'ratio':>6s}   (ms per frame, one core)"]
+             f"{'floor':>7s} {'ratio':>6s} {'warp at':>7s}   (ms per frame, one core)"]
     m = res.get("model_step_ms")
     for name, r in res.items():
         if not isinstance(r, dict):
@@ -152,7 +153,7 @@ def format_bench(res: dict) -> str:
         lines.append(f"{name:>20s} {r['retrieval_ms']:9.3f} {r['warp_ms']:7.3f} {r.get('frame_ms', float('nan')):7.3f} "
                      f"{r['blend_ms']:7.3f} "
                      f"{(m if m is not None else float('nan')):7.3f} {tot:7.3f} {r['total_p50_ms']:7.3f} {r['total_p95_ms']:7.3f} "
-                     f"{r['floor_ms']:7.3f} {r['ratio_to_floor']:6.1f}")
+                     f"{r['floor_ms']:7.3f} {r['ratio_to_floor']:6.1f} {r.get('warp_at', ''):>7s}")
     lines.append(f"target: total <= {TARGET_MS_720P:g} ms mean and <= {TARGET_P95_MS_720P:g} ms p95 at 1280x720, "
                  f"<= {TARGET_MS_1080P:g} ms at 1920x1080; the machine is shared: compare the ratio to the floor"
                  + ("" if m is not None else " (no lip model in this package: model step not included)"))
