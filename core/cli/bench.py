@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Print speed/memory figures beside their floors and targets, measured in one run. "
                     "'all' runs lips + render (+ enroll when --video is given). 'body' walks the avatar's motion graph for 30 minutes of "
                     "speech and pauses (--minutes) and compares repetition, cut smoothness, head motion and blinks with "
-                    "the old idle loop's. 'watermark' marks and degrades "
+                    "the old idle loop's, and counts the footage's own edits (take joins) the walk shows. 'watermark' marks and degrades "
                     "the real footage in --data and prints the robustness table and the per-frame cost. 'av-offset' runs the "
                     "agent on a private PulseAudio and measures, where a call app sits, the voice-vs-face offset with "
                     "\"Hygie Avatar Mic\" and with the raw microphone, side by side.",
