@@ -272,7 +272,7 @@ def run(avatar, minutes: float = 30.0, seed: int = 0) -> dict:
     # frame. Packages from before `hard` was stored: the edits found in the decoded body
     hard = (body["hard"].astype(bool) if "hard" in body
             else hard_steps(light, nxt, BodyConfig().hard_step_de)) & (nxt >= 0)
-    played = (fade[:-1] < 0) & (fade[1:] < 0) & (nxt[idx[:-1]] == idx[1:]) & hard[idx[:-1]]
+    played = ~cut & hard[idx[:-1]]  # plain footage steps (no jump, no fade) across an edit
     alive = body["alive"].astype(bool)
     graph["edits_per_min"] = float(played.sum()) / (len(idx) / fps / 60)
     ref["edits_per_min"] = float((hard & alive).sum()) / (alive.sum() / fps / 60)

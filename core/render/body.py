@@ -94,25 +94,21 @@ class BodyGraph:
         # any frame that can jump, so the walk must leave before i (old packages: no edits recorded)
         hard = arrays["hard"].astype(bool) if "hard" in arrays else np.zeros(self.n, bool)
         self.hard = hard & (self.next >= 0)
+        # `edit_room[i]`: frames from i until the walk must leave before an edit (n: no edit ahead): a jump
+        # landing close to an edit would be forced on at once, from one take's end to another's.
+        # `edit_at[i]`: the frame where that happens (-1: none ahead): a forced jump must not land on the
+        # way back to it. One backward pass: each depends only on its successor's values
         self.edit_bound = np.zeros(self.n, bool)
-        for i in range(self.n - 1, -1, -1):
-            if not has_jump[i]:
-                nx = self.next[i]
-                self.edit_bound[i] = bool(self.hard[i]) or (nx >= 0 and bool(self.edit_bound[nx]))
-        # frames from each one until the walk must leave before an edit (n: no edit ahead): a jump landing
-        # close to an edit would be forced on at once, from one take's end to another's
         self.edit_room = np.full(self.n, self.n, np.int64)
-        for i in range(self.n - 1, -1, -1):
-            nx = self.next[i]
-            if self.hard[i] or (nx >= 0 and self.edit_bound[nx]):
-                self.edit_room[i] = 0
-            elif nx >= 0:
-                self.edit_room[i] = min(self.n, 1 + self.edit_room[nx])
-        # the frame where that happens (-1: none ahead): a forced jump must not land on the way back to it
         self.edit_at = np.full(self.n, -1, np.int64)
         for i in range(self.n - 1, -1, -1):
             nx = self.next[i]
-            self.edit_at[i] = i if self.edit_room[i] == 0 else (self.edit_at[nx] if nx >= 0 else -1)
+            leave = bool(self.hard[i]) or (nx >= 0 and bool(self.edit_bound[nx]))
+            self.edit_bound[i] = leave and not has_jump[i]
+            if leave:
+                self.edit_room[i], self.edit_at[i] = 0, i
+            elif nx >= 0:
+                self.edit_room[i], self.edit_at[i] = min(self.n, 1 + self.edit_room[nx]), self.edit_at[nx]
         # after a jump lands on j it plays the whole cross-fade: its first chance to jump again
         land = np.arange(self.n)
         for _ in range(self.fade + 1):

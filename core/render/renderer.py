@@ -76,7 +76,7 @@ def warp_at_output(where: str, tf: OutputTransform) -> bool:
     if where not in WARP_AT:
         raise ValueError(f"renderer warp_at must be one of {', '.join(WARP_AT)}, not {where!r}")
     if where == "auto":
-        return tf.identity or tf.scale <= 1.0
+        return tf.scale <= 1.0
     return where == "output"
 
 
